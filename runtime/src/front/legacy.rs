@@ -1,0 +1,320 @@
+//! The legacy front (2025-03-26, 2025-06-18, 2025-11-25): `initialize`,
+//! sessions, the standalone GET stream, server-to-client requests relayed over
+//! SSE, resumption and (in 2025-03-26) batches.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use futures_util::future::join_all;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::modern::{capable, notification};
+use super::reply::{self, Event, HeaderMapExtra};
+use super::session::{GET_STREAM, Session};
+use super::{Front, guard};
+use crate::era;
+use crate::jsonrpc::{self, ClientMessage, ErrorObject, Request, code};
+use crate::upstream::{Call, Connection, Era, Upcall};
+
+/// The session header.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Answers `initialize`: berth holds the server's handshake and gives the
+/// client a session of its own.
+pub async fn initialize(front: &Front, req: Request) -> Response {
+    let ready = match front.host.ready().await {
+        Ok(r) => r,
+        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+    };
+    let params = req.params.clone().unwrap_or_default();
+    let version = era::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
+    let client_info = params.get("clientInfo").cloned().unwrap_or_else(|| json!({}));
+    let caps = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+    let Some(session) = front.sessions.create(version.to_owned(), client_info, caps) else {
+        let err = ErrorObject::new(code::SERVER_UNAVAILABLE, "too many sessions; try again later");
+        return reply::error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &err);
+    };
+    let p = &ready.profile;
+    let mut result = json!({
+        "protocolVersion": version,
+        "capabilities": p.capabilities,
+        "serverInfo": p.server_info,
+    });
+    if let Some(i) = &p.instructions {
+        result["instructions"] = i.clone().into();
+    }
+    tracing::debug!(session = %session.id, %version, "legacy session opened");
+    let mut res = reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(jsonrpc::to_raw(&result))));
+    if let Ok(v) = HeaderValue::from_str(&session.id) {
+        res.headers_mut().insert(SESSION_HEADER, v);
+    }
+    res
+}
+
+/// Looks up the session a request names; 404 if it is unknown or ended.
+pub fn session(front: &Front, headers: &HeaderMap) -> Result<Arc<Session>, Response> {
+    let id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    front.sessions.get(id).ok_or_else(|| {
+        let err = ErrorObject::new(code::INVALID_REQUEST, "session not found; send initialize to start a new one");
+        reply::error(StatusCode::NOT_FOUND, None, &err)
+    })
+}
+
+/// Handles a POST inside a session.
+pub async fn post(front: Arc<Front>, headers: &HeaderMap, session: Arc<Session>, text: &str) -> Response {
+    if let Some(v) = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()) {
+        if !era::is_legacy(v) {
+            let err = ErrorObject::new(code::INVALID_REQUEST, format!("MCP-Protocol-Version '{v}' is not valid in this session"));
+            return reply::error(StatusCode::BAD_REQUEST, None, &err);
+        }
+    }
+    let sse = guard::accepts(headers, "text/event-stream");
+    match jsonrpc::split_batch(text) {
+        Err(err) => reply::error(StatusCode::BAD_REQUEST, None, &err),
+        Ok(Some(items)) if session.version == "2025-03-26" => batch(front, session, items).await,
+        Ok(Some(_)) => {
+            let err = ErrorObject::new(code::INVALID_REQUEST, format!("batches are not allowed in {}", session.version));
+            reply::error(StatusCode::BAD_REQUEST, None, &err)
+        }
+        Ok(None) => match jsonrpc::parse_client(text) {
+            Err(err) => reply::error(StatusCode::BAD_REQUEST, None, &err),
+            Ok(ClientMessage::Request(req)) => match start(&front, &session, req) {
+                Ok(rx) => reply::respond(rx, sse, front.config.keepalive).await,
+                Err(res) => res,
+            },
+            Ok(other) => {
+                accept(&front, &session, other);
+                reply::accepted()
+            }
+        },
+    }
+}
+
+/// A 2025-03-26 batch: notifications and responses are taken, requests run
+/// concurrently, and their responses come back as one JSON array.
+async fn batch(front: Arc<Front>, session: Arc<Session>, items: Vec<Box<RawValue>>) -> Response {
+    let mut waits = Vec::new();
+    let mut answers = Vec::new();
+    for item in items {
+        match jsonrpc::parse_client(item.get()) {
+            Err(err) => answers.push(jsonrpc::error_without_id(&err)),
+            Ok(ClientMessage::Request(req)) if req.method == "initialize" => {
+                let err = ErrorObject::new(code::INVALID_REQUEST, "initialize cannot be batched");
+                answers.push(jsonrpc::response(&req.id, &Err(err.to_raw())));
+            }
+            Ok(ClientMessage::Request(req)) => match start(&front, &session, req) {
+                Ok(mut rx) => waits.push(async move {
+                    while let Some(ev) = rx.recv().await {
+                        if ev.last {
+                            return Some(ev.data);
+                        }
+                    }
+                    None
+                }),
+                Err(_) => {}
+            },
+            Ok(other) => accept(&front, &session, other),
+        }
+    }
+    answers.extend(join_all(waits).await.into_iter().flatten());
+    if answers.is_empty() {
+        return reply::accepted();
+    }
+    reply::json(StatusCode::OK, format!("[{}]", answers.join(",")))
+}
+
+/// Takes a notification or a response to a relayed server request.
+fn accept(front: &Front, session: &Session, msg: ClientMessage) {
+    match msg {
+        ClientMessage::Response { id, outcome } => {
+            let key: String = serde_json::from_str(id.get()).unwrap_or_default();
+            match session.take_relayed(&key) {
+                Some((conn, server_id)) => conn.respond(&server_id, &outcome),
+                None => tracing::debug!(id = id.get(), "response to no relayed request"),
+            }
+        }
+        ClientMessage::Notification { method, params } => match method.as_str() {
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                let id = params.as_ref().and_then(|p| p.get("requestId")).map(Value::to_string).unwrap_or_default();
+                session.cancel(&id);
+            }
+            _ => {
+                if let Some(ready) = front.host.current() {
+                    ready.conn.notify(&method, params);
+                }
+            }
+        },
+        ClientMessage::Request(_) => {}
+    }
+}
+
+/// Starts a request; the receiver yields its events, the last one final.
+fn start(front: &Arc<Front>, session: &Arc<Session>, req: Request) -> Result<mpsc::Receiver<Event>, Response> {
+    let (tx, rx) = mpsc::channel(64);
+    let local = |result: Value| {
+        let _ = tx.try_send(Event::last(jsonrpc::response(&req.id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK));
+    };
+    match req.method.as_str() {
+        "initialize" => {
+            let err = ErrorObject::new(code::INVALID_REQUEST, "this session is already initialized");
+            return Err(reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err));
+        }
+        "ping" => local(json!({})),
+        "logging/setLevel" => {
+            *session.log_level.lock() = req.param_str("level").map(str::to_owned);
+            local(json!({}));
+        }
+        "resources/unsubscribe" => {
+            if let Some(uri) = req.param_str("uri") {
+                session.resources.lock().remove(uri);
+            }
+            local(json!({}));
+        }
+        _ => {
+            if req.method == "resources/subscribe" {
+                if let Some(uri) = req.param_str("uri") {
+                    session.resources.lock().insert(uri.to_owned());
+                }
+            }
+            let relay = Relay { front: front.clone(), session: session.clone(), req };
+            tokio::spawn(relay.run(tx));
+        }
+    }
+    Ok(rx)
+}
+
+struct Relay {
+    front: Arc<Front>,
+    session: Arc<Session>,
+    req: Request,
+}
+
+impl Relay {
+    async fn run(self, tx: mpsc::Sender<Event>) {
+        let client_id = self.req.id.get().to_owned();
+        let cancelled = self.session.start_request(&client_id);
+        let stream = self.session.new_stream();
+        let (call, conn) = match self.open().await {
+            Ok(pair) => pair,
+            Err(err) => {
+                self.session.end_request(&client_id);
+                let _ = tx.send(Event::last(jsonrpc::response(&self.req.id, &Err(err.to_raw())), StatusCode::OK)).await;
+                return;
+            }
+        };
+        self.pump(call, conn, tx, stream, cancelled).await;
+        self.session.end_request(&client_id);
+    }
+
+    async fn open(&self) -> Result<(Call, Connection), ErrorObject> {
+        let ready = self.front.host.ready().await?;
+        let mut params = self.req.params.clone();
+        if ready.profile.era == Era::Modern {
+            era::add_modern_meta(&mut params, &self.session.client_info, &self.session.capabilities);
+        }
+        let call = ready.conn.call(&self.req.method, params, true)?;
+        Ok((call, ready.conn.clone()))
+    }
+
+    /// Relays events until the final response. A client that drops the
+    /// stream has not cancelled (legacy semantics): later events go to its
+    /// GET stream and all of them stay in the log for resumption.
+    async fn pump(&self, mut call: Call, conn: Connection, tx: mpsc::Sender<Event>, stream: u64, mut cancelled: oneshot::Receiver<()>) {
+        let deadline = tokio::time::sleep(self.front.config.request_timeout);
+        tokio::pin!(deadline);
+        let mut attached = true;
+        loop {
+            let up = tokio::select! {
+                up = call.next() => up,
+                _ = &mut cancelled => return,
+                _ = &mut deadline => Upcall::Done(Err(ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw())),
+            };
+            let (data, last) = match up {
+                Upcall::Progress(p) => (notification("notifications/progress", &p), false),
+                Upcall::Log(p) => {
+                    let min = self.session.log_level.lock().clone();
+                    match min {
+                        Some(min) if era::log_passes(p["level"].as_str().unwrap_or("info"), &min) => {
+                            (notification("notifications/message", &p), false)
+                        }
+                        _ => continue,
+                    }
+                }
+                Upcall::Tagged { .. } => continue,
+                Upcall::ServerRequest { id, method, params } => {
+                    if !capable(&self.session.capabilities, &method) {
+                        let err = ErrorObject::new(code::METHOD_NOT_FOUND, format!("the client does not support {method}"));
+                        conn.respond(&id, &Err(err.to_raw()));
+                        continue;
+                    }
+                    let ours = self.session.relay_request(conn.clone(), id);
+                    let ours = jsonrpc::to_raw(&Value::from(ours));
+                    (jsonrpc::request(Some(&ours), &method, params.as_deref()), false)
+                }
+                Upcall::Done(outcome) => (jsonrpc::response(&self.req.id, &outcome), true),
+            };
+            let event_id = self.session.log_event(stream, &data);
+            if attached {
+                let ev = Event { id: Some(event_id), data, last, status: StatusCode::OK };
+                attached = tx.send(ev).await.is_ok();
+            } else {
+                self.session.send_on_get_stream(data);
+            }
+            if last {
+                return;
+            }
+        }
+    }
+}
+
+/// Opens (or resumes) the standalone GET stream of a session.
+pub fn get_stream(front: &Front, headers: &HeaderMap, session: Arc<Session>) -> Response {
+    if !guard::accepts(headers, "text/event-stream") {
+        return (StatusCode::NOT_ACCEPTABLE, "Accept must include text/event-stream").into_response();
+    }
+    let replay = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|last| session.replay_after(last))
+        .unwrap_or_default();
+    let (tx, rx) = mpsc::channel(256);
+    for ev in replay {
+        let _ = tx.try_send(ev);
+    }
+    session.set_get_stream(tx.clone());
+    tokio::spawn(forward_changes(front.host.subscribe(), session, tx));
+    reply::stream(None, rx, front.config.keepalive, HeaderMapExtra::default())
+}
+
+async fn forward_changes(
+    mut events: tokio::sync::broadcast::Receiver<Arc<crate::upstream::Broadcast>>,
+    session: Arc<Session>,
+    tx: mpsc::Sender<Event>,
+) {
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            _ = tx.closed() => return,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        if ev.method == "notifications/resources/updated" {
+            let uri = ev.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str).unwrap_or("");
+            if !session.resources.lock().contains(uri) {
+                continue;
+            }
+        }
+        let data = notification(&ev.method, ev.params.as_ref().unwrap_or(&json!({})));
+        let id = session.log_event(GET_STREAM, &data);
+        if tx.send(Event { id: Some(id), ..Event::message(data) }).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The HTTP edge: one MCP endpoint that speaks both protocol eras.
+//!
+//! Every POST passes the [`guard`] checks, then is sorted by era: a session
+//! header, a batch or `initialize` means legacy ([`legacy`]); a modern
+//! `MCP-Protocol-Version` means the stateless revision ([`modern`]). Both
+//! relay to the same [`Host`], which speaks whatever era the server does.
+
+mod continuation;
+pub mod guard;
+mod legacy;
+mod listen;
+mod modern;
+mod reply;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, StatusCode};
+
+pub use continuation::Continuations;
+pub use session::Sessions;
+
+use crate::era;
+use crate::jsonrpc::{self, ClientMessage, ErrorObject, code};
+use crate::upstream::Host;
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    /// Allowed `Host` and `Origin` values.
+    pub allow: guard::Allow,
+    /// Largest request body; larger ones get 413.
+    pub max_body: usize,
+    /// Deepest JSON nesting accepted.
+    pub max_depth: usize,
+    /// Longest a request may run.
+    pub request_timeout: Duration,
+    /// Interval of SSE keep-alive comments.
+    pub keepalive: Duration,
+    /// How long a parked multi round-trip call waits for the client's retry.
+    pub input_timeout: Duration,
+    /// Most concurrent legacy sessions.
+    pub max_sessions: usize,
+    /// Idle time after which a legacy session ends.
+    pub session_idle: Duration,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        Self {
+            allow: guard::Allow::default(),
+            max_body: 4 << 20,
+            max_depth: 64,
+            request_timeout: Duration::from_secs(600),
+            keepalive: Duration::from_secs(15),
+            input_timeout: Duration::from_secs(600),
+            max_sessions: 10_000,
+            session_idle: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The shared state of one MCP endpoint.
+pub struct Front {
+    host: Arc<Host>,
+    config: FrontConfig,
+    sessions: Sessions,
+    continuations: Continuations,
+}
+
+impl Front {
+    /// An endpoint relaying to `host`, with its housekeeping task.
+    pub fn new(host: Arc<Host>, config: FrontConfig) -> Arc<Self> {
+        let front = Arc::new(Self {
+            host,
+            sessions: Sessions::new(config.max_sessions, config.session_idle),
+            continuations: Continuations::new(config.input_timeout),
+            config,
+        });
+        let weak = Arc::downgrade(&front);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(front) = weak.upgrade() else { return };
+                front.sessions.reap();
+                front.continuations.reap();
+            }
+        });
+        front
+    }
+
+    /// The axum router serving this endpoint at `path`.
+    pub fn router(self: &Arc<Self>, path: &str) -> Router {
+        Router::new()
+            .route(path, post(post_mcp).get(get_mcp).delete(delete_mcp))
+            .layer(DefaultBodyLimit::max(self.config.max_body))
+            .with_state(self.clone())
+    }
+}
+
+fn bad(status: StatusCode, code: i64, msg: impl Into<String>) -> Response {
+    reply::error(status, None, &ErrorObject::new(code, msg))
+}
+
+async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = front.config.allow.check(&headers) {
+        return bad(r.status, code::INVALID_REQUEST, r.message);
+    }
+    if let Err(r) = guard::json_content(&headers) {
+        return bad(r.status, code::INVALID_REQUEST, r.message);
+    }
+    if jsonrpc::nesting_depth(&body) > front.config.max_depth {
+        return bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, format!("JSON nested deeper than {}", front.config.max_depth));
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return bad(StatusCode::BAD_REQUEST, code::PARSE_ERROR, "body is not UTF-8");
+    };
+    if headers.contains_key(legacy::SESSION_HEADER) {
+        return match legacy::session(&front, &headers) {
+            Ok(session) => legacy::post(front.clone(), &headers, session, text).await,
+            Err(res) => res,
+        };
+    }
+    let version = headers.get("mcp-protocol-version").map(|v| v.to_str().unwrap_or("").to_owned());
+    if jsonrpc::split_batch(text).map(|b| b.is_some()).unwrap_or(false) {
+        return bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "a batch needs an Mcp-Session-Id (2025-03-26 sessions only)");
+    }
+    let msg = match jsonrpc::parse_client(text) {
+        Ok(m) => m,
+        Err(err) => return bad(StatusCode::BAD_REQUEST, err.code, err.message),
+    };
+    if let ClientMessage::Request(req) = &msg {
+        if req.method == "initialize" && version.as_deref().is_none_or(|v| v != era::MODERN) {
+            return legacy::initialize(&front, req.clone()).await;
+        }
+    }
+    match version.as_deref() {
+        Some(era::MODERN) => match msg {
+            ClientMessage::Request(req) => modern::request(front.clone(), &headers, era::MODERN, req).await,
+            ClientMessage::Notification { .. } => reply::accepted(),
+            ClientMessage::Response { .. } => {
+                bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "clients do not send responses in 2026-07-28")
+            }
+        },
+        Some(v) if era::is_legacy(v) => {
+            bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
+        }
+        None => {
+            let modern_body = matches!(&msg, ClientMessage::Request(r) if r.meta().is_some_and(|m| m.contains_key(era::meta::PROTOCOL_VERSION)));
+            if modern_body {
+                bad(StatusCode::BAD_REQUEST, code::HEADER_MISMATCH, "Header mismatch: MCP-Protocol-Version header is missing")
+            } else {
+                bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
+            }
+        }
+        Some(v) => {
+            let id = match &msg {
+                ClientMessage::Request(r) => Some(&*r.id),
+                _ => None,
+            };
+            let err = ErrorObject::new(code::UNSUPPORTED_VERSION, format!("unsupported protocol version '{v}'"))
+                .with_data(serde_json::json!({"requested": v, "supported": era::supported_versions()}));
+            reply::error(StatusCode::BAD_REQUEST, id, &err)
+        }
+    }
+}
+
+async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    if let Err(r) = front.config.allow.check(&headers) {
+        return bad(r.status, code::INVALID_REQUEST, r.message);
+    }
+    if !headers.contains_key(legacy::SESSION_HEADER) {
+        return bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "GET needs a legacy session; 2026-07-28 clients use subscriptions/listen");
+    }
+    match legacy::session(&front, &headers) {
+        Ok(session) => legacy::get_stream(&front, &headers, session),
+        Err(res) => res,
+    }
+}
+
+async fn delete_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    if let Err(r) = front.config.allow.check(&headers) {
+        return bad(r.status, code::INVALID_REQUEST, r.message);
+    }
+    if !headers.contains_key(legacy::SESSION_HEADER) {
+        return bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "DELETE needs a legacy session");
+    }
+    let id = headers.get(legacy::SESSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match front.sessions.remove(id) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => bad(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "session not found"),
+    }
+}

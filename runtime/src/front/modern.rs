@@ -1,0 +1,273 @@
+//! The 2026-07-28 front: stateless requests with per-request `_meta`.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use base64::Engine;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::continuation::binding;
+use super::reply::{self, Event};
+use super::{Front, guard};
+use crate::era::{self, meta};
+use crate::jsonrpc::{self, ErrorObject, Outcome, Request, code};
+use crate::upstream::{Call, Connection, Era, Upcall};
+
+/// Methods of the legacy revisions that 2026-07-28 removed.
+const REMOVED: [&str; 4] = ["initialize", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"];
+
+/// Handles one modern request.
+pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Request) -> Response {
+    if let Err(err) = check_headers(headers, version, &req) {
+        return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err);
+    }
+    let Some(caps) = req.meta().and_then(|m| m.get(meta::CLIENT_CAPABILITIES)).cloned() else {
+        let err = ErrorObject::new(code::INVALID_PARAMS, format!("_meta[\"{}\"] is required", meta::CLIENT_CAPABILITIES));
+        return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err);
+    };
+    match req.method.as_str() {
+        "ping" => return reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(complete(json!({}))))),
+        "server/discover" => return discover(&front, &req).await,
+        "subscriptions/listen" => return super::listen::open(front, headers, req).await,
+        m if REMOVED.contains(&m) => {
+            let err = ErrorObject::new(code::METHOD_NOT_FOUND, format!("{m} does not exist in {}", era::MODERN));
+            return reply::error(StatusCode::NOT_FOUND, Some(&req.id), &err);
+        }
+        _ => {}
+    }
+    let ready = match front.host.ready().await {
+        Ok(r) => r,
+        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+    };
+    let legacy = ready.profile.era == Era::Legacy;
+    let bind = binding(&req.method, req.target_name());
+    let resumed = req.param_str("requestState").filter(|_| legacy).map(str::to_owned);
+    let (call, conn) = match resumed {
+        Some(state) => match front.continuations.resume(&state, &bind) {
+            Ok(parked) => {
+                let answers = req.params.as_ref().and_then(|p| p.get("inputResponses"));
+                for (key, server_id) in &parked.asked {
+                    let outcome: Outcome = match answers.and_then(|a| a.get(key)) {
+                        Some(v) => Ok(jsonrpc::to_raw(v)),
+                        None => Err(ErrorObject::new(code::INVALID_PARAMS, "the client gave no answer").to_raw()),
+                    };
+                    parked.conn.respond(server_id, &outcome);
+                }
+                (parked.call, parked.conn)
+            }
+            Err(err) => return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err),
+        },
+        None => {
+            let mut params = req.params.clone();
+            if legacy {
+                era::strip_modern_meta(&mut params);
+            }
+            match ready.conn.call(&req.method, params, true) {
+                Ok(call) => (call, ready.conn.clone()),
+                Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+            }
+        }
+    };
+    let ctx = Relay {
+        front: front.clone(),
+        req_id: req.id.clone(),
+        method: req.method.clone(),
+        binding: bind,
+        caps,
+        log_level: req.meta().and_then(|m| m.get(meta::LOG_LEVEL)).and_then(Value::as_str).map(str::to_owned),
+        legacy,
+        cacheable: !req.params.as_ref().is_some_and(|p| p.get("requestState").is_some() || p.get("inputResponses").is_some()),
+    };
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(ctx.run(call, conn, tx));
+    reply::respond(rx, guard::accepts(headers, "text/event-stream"), front.config.keepalive).await
+}
+
+/// Checks the mirrored headers against the body, as the transport requires.
+fn check_headers(headers: &HeaderMap, version: &str, req: &Request) -> Result<(), ErrorObject> {
+    let mismatch = |msg: String| ErrorObject::new(code::HEADER_MISMATCH, format!("Header mismatch: {msg}"));
+    let body_version = req.meta().and_then(|m| m.get(meta::PROTOCOL_VERSION)).and_then(Value::as_str);
+    match body_version {
+        Some(v) if v == version => {}
+        Some(v) => return Err(mismatch(format!("MCP-Protocol-Version '{version}' does not match _meta version '{v}'"))),
+        None => return Err(mismatch(format!("_meta[\"{}\"] is missing", meta::PROTOCOL_VERSION))),
+    }
+    match header(headers, "mcp-method") {
+        Some(m) if m == req.method => {}
+        Some(m) => return Err(mismatch(format!("Mcp-Method '{m}' does not match body method '{}'", req.method))),
+        None => return Err(mismatch("Mcp-Method header is missing".into())),
+    }
+    if let Some(name) = req.target_name() {
+        let Some(raw) = header(headers, "mcp-name") else {
+            return Err(mismatch("Mcp-Name header is missing".into()));
+        };
+        let decoded = decode_header_value(raw).ok_or_else(|| mismatch(format!("Mcp-Name '{raw}' is not valid")))?;
+        if decoded != name {
+            return Err(mismatch(format!("Mcp-Name '{decoded}' does not match body value '{name}'")));
+        }
+    }
+    Ok(())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Decodes the `=?base64?…?=` sentinel form of a header value.
+pub fn decode_header_value(raw: &str) -> Option<String> {
+    match raw.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(raw.to_owned()),
+    }
+}
+
+fn complete(mut v: Value) -> Box<serde_json::value::RawValue> {
+    v["resultType"] = "complete".into();
+    jsonrpc::to_raw(&v)
+}
+
+async fn discover(front: &Front, req: &Request) -> Response {
+    let ready = match front.host.ready().await {
+        Ok(r) => r,
+        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+    };
+    let p = &ready.profile;
+    let mut result = json!({
+        "supportedVersions": [era::MODERN],
+        "capabilities": p.capabilities,
+        "_meta": { meta::SERVER_INFO: p.server_info },
+        "ttlMs": 0,
+        "cacheScope": "public",
+    });
+    if let Some(i) = &p.instructions {
+        result["instructions"] = i.clone().into();
+    }
+    reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(complete(result))))
+}
+
+/// Whether a client's capabilities let it answer a server request.
+pub fn capable(caps: &Value, method: &str) -> bool {
+    let need = match method {
+        "elicitation/create" => "elicitation",
+        "sampling/createMessage" => "sampling",
+        "roots/list" => "roots",
+        _ => return false,
+    };
+    caps.get(need).is_some_and(|c| !c.is_null())
+}
+
+/// Drives one call for a modern client.
+struct Relay {
+    front: Arc<Front>,
+    req_id: Box<serde_json::value::RawValue>,
+    method: String,
+    binding: String,
+    caps: Value,
+    log_level: Option<String>,
+    legacy: bool,
+    cacheable: bool,
+}
+
+impl Relay {
+    async fn run(self, mut call: Call, conn: Connection, tx: mpsc::Sender<Event>) {
+        let deadline = tokio::time::sleep(self.front.config.request_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let up = tokio::select! {
+                up = call.next() => up,
+                // Closing the response stream cancels the request (dropping `call`).
+                _ = tx.closed() => return,
+                _ = &mut deadline => {
+                    let err = ErrorObject::new(code::TIMEOUT, "the request timed out");
+                    let _ = tx.send(Event::last(jsonrpc::response(&self.req_id, &Err(err.to_raw())), StatusCode::OK)).await;
+                    return;
+                }
+            };
+            let event = match up {
+                Upcall::Progress(p) => Event::message(notification("notifications/progress", &p)),
+                Upcall::Log(p) => match &self.log_level {
+                    Some(min) if era::log_passes(p["level"].as_str().unwrap_or("info"), min) => {
+                        Event::message(notification("notifications/message", &p))
+                    }
+                    _ => continue,
+                },
+                Upcall::Tagged { method, params } => Event::message(notification(&method, &params)),
+                Upcall::ServerRequest { id, method, params } => {
+                    if !self.legacy || !capable(&self.caps, &method) {
+                        let err = ErrorObject::new(
+                            code::METHOD_NOT_FOUND,
+                            format!("the client did not declare the capability {method} needs"),
+                        );
+                        conn.respond(&id, &Err(err.to_raw()));
+                        continue;
+                    }
+                    let key = "input-1".to_owned();
+                    let mut request = json!({"method": method});
+                    if let Some(p) = params {
+                        request["params"] = serde_json::from_str(p.get()).unwrap_or(Value::Null);
+                    }
+                    let state = self.front.continuations.park(call, conn, vec![(key.clone(), id)], self.binding);
+                    let result = json!({
+                        "resultType": "input_required",
+                        "inputRequests": { key: request },
+                        "requestState": state,
+                    });
+                    let _ = tx.send(Event::last(jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK)).await;
+                    return;
+                }
+                Upcall::Done(outcome) => {
+                    let status = status_for(&outcome);
+                    let outcome = match outcome {
+                        Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),
+                        other => other,
+                    };
+                    let _ = tx.send(Event::last(jsonrpc::response(&self.req_id, &outcome), status)).await;
+                    return;
+                }
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `Method not found` is a 404 in the modern transport; other errors are 200s.
+fn status_for(outcome: &Outcome) -> StatusCode {
+    match outcome {
+        Err(e) if serde_json::from_str::<Value>(e.get()).is_ok_and(|v| v["code"] == code::METHOD_NOT_FOUND) => {
+            StatusCode::NOT_FOUND
+        }
+        _ => StatusCode::OK,
+    }
+}
+
+/// A notification message.
+pub fn notification(method: &str, params: &Value) -> String {
+    jsonrpc::request(None, method, Some(&jsonrpc::to_raw(params)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_base64_sentinel() {
+        assert_eq!(decode_header_value("get_weather").as_deref(), Some("get_weather"));
+        assert_eq!(decode_header_value("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(), Some("Hello, 世界"));
+        assert_eq!(decode_header_value("=?base64?!!?="), None);
+    }
+
+    #[test]
+    fn capabilities_gate_server_requests() {
+        let caps = json!({"elicitation": {}});
+        assert!(capable(&caps, "elicitation/create"));
+        assert!(!capable(&caps, "sampling/createMessage"));
+        assert!(!capable(&json!({}), "roots/list"));
+    }
+}

@@ -1,0 +1,12 @@
+//! berth's runtime: the bridge between MCP Streamable HTTP clients of either
+//! protocol era and STDIO MCP servers running in sandboxes.
+//!
+//! The request path reads top to bottom: [`front`] (HTTP, era detection,
+//! header checks) → [`upstream`] (one multiplexed server process, its
+//! handshake and supervision). [`era`] holds what differs between the
+//! protocol revisions, and [`jsonrpc`] the little of JSON-RPC berth parses.
+
+pub mod era;
+pub mod front;
+pub mod jsonrpc;
+pub mod upstream;

@@ -1,0 +1,181 @@
+//! Keeps one server process ready, relaunching it when it dies.
+//!
+//! Requests ask the host for a [`Ready`] server; the first asks it to launch
+//! one. A server that keeps dying is relaunched after a jittered exponential
+//! backoff so a crash loop cannot spin a core. The era learned by the first
+//! handshake is cached, so later launches skip the probe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_sandbox::{Sandbox, SandboxSpec};
+use parking_lot::RwLock;
+use rand::Rng;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::handshake::{HandshakeError, handshake};
+use super::{Broadcast, Connection, Era, Limits, ServerProfile};
+use crate::jsonrpc::{ErrorObject, code};
+
+/// How a host launches and probes its server.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Name for logs.
+    pub name: String,
+    /// What to run.
+    pub spec: SandboxSpec,
+    /// Per-connection limits.
+    pub limits: Limits,
+    /// The era, when the operator knows it; probed otherwise.
+    pub era: Option<Era>,
+    /// How long the `server/discover` probe waits before assuming legacy.
+    pub probe_timeout: Duration,
+    /// How long `initialize` may take (a cold `npx` start can be slow).
+    pub init_timeout: Duration,
+    /// First relaunch delay after a quick death; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest relaunch delay.
+    pub max_backoff: Duration,
+}
+
+impl HostConfig {
+    /// Defaults for running `spec`.
+    pub fn new(name: impl Into<String>, spec: SandboxSpec) -> Self {
+        Self {
+            name: name.into(),
+            spec,
+            limits: Limits::default(),
+            era: None,
+            probe_timeout: Duration::from_secs(10),
+            init_timeout: Duration::from_secs(120),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A handshaken server, ready for requests.
+#[derive(Debug)]
+pub struct Ready {
+    /// The connection to it.
+    pub conn: Connection,
+    /// What it said about itself.
+    pub profile: ServerProfile,
+    started: Instant,
+}
+
+/// A server lifetime shorter than this counts as a crash for backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+struct Launcher {
+    /// Consecutive quick deaths or failed launches.
+    failures: u32,
+    era: Option<Era>,
+}
+
+/// Supervises one connector's server process.
+pub struct Host {
+    config: HostConfig,
+    sandbox: Arc<dyn Sandbox>,
+    current: RwLock<Option<Arc<Ready>>>,
+    launcher: tokio::sync::Mutex<Launcher>,
+    events: broadcast::Sender<Arc<Broadcast>>,
+}
+
+impl Host {
+    /// A host that launches nothing until asked.
+    pub fn new(config: HostConfig, sandbox: Arc<dyn Sandbox>) -> Self {
+        let era = config.era;
+        Self {
+            config,
+            sandbox,
+            current: RwLock::new(None),
+            launcher: tokio::sync::Mutex::new(Launcher { failures: 0, era }),
+            events: broadcast::channel(256).0,
+        }
+    }
+
+    /// Notifications for every listener, across relaunches.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Broadcast>> {
+        self.events.subscribe()
+    }
+
+    /// The server if it is running, without launching one.
+    pub fn current(&self) -> Option<Arc<Ready>> {
+        self.current.read().clone().filter(|r| r.conn.closed().is_none())
+    }
+
+    /// A ready server, launching (or relaunching) one if needed.
+    pub async fn ready(&self) -> Result<Arc<Ready>, ErrorObject> {
+        if let Some(ready) = self.current() {
+            return Ok(ready);
+        }
+        let mut launcher = self.launcher.lock().await;
+        if let Some(ready) = self.current() {
+            return Ok(ready);
+        }
+        if let Some(dead) = self.current.write().take() {
+            if dead.started.elapsed() < HEALTHY_AFTER {
+                launcher.failures += 1;
+            } else {
+                launcher.failures = 0;
+            }
+        }
+        loop {
+            if launcher.failures > 0 {
+                let delay = self.backoff(launcher.failures);
+                tracing::info!(connector = %self.config.name, ?delay, failures = launcher.failures, "relaunch backoff");
+                tokio::time::sleep(delay).await;
+            }
+            match self.launch(launcher.era).await {
+                Ok(ready) => {
+                    launcher.era = Some(ready.profile.era);
+                    let ready = Arc::new(ready);
+                    *self.current.write() = Some(ready.clone());
+                    return Ok(ready);
+                }
+                Err(HandshakeError::DiedDuringProbe(reason)) => {
+                    tracing::info!(connector = %self.config.name, %reason, "server died on server/discover; it is legacy");
+                    launcher.era = Some(Era::Legacy);
+                }
+                Err(HandshakeError::Failed(err)) => {
+                    launcher.failures += 1;
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    async fn launch(&self, era: Option<Era>) -> Result<Ready, HandshakeError> {
+        let started = Instant::now();
+        let instance = self.sandbox.launch(&self.config.spec).await.map_err(|e| {
+            HandshakeError::Failed(ErrorObject::new(code::SERVER_UNAVAILABLE, format!("could not launch server: {e}")))
+        })?;
+        let conn = Connection::start(instance, self.config.limits.clone(), self.events.clone(), &self.config.name);
+        let profile = handshake(&conn, era, self.config.probe_timeout, self.config.init_timeout).await?;
+        tracing::info!(
+            connector = %self.config.name,
+            pid = ?conn.pid(),
+            era = ?profile.era,
+            version = %profile.version,
+            server = %profile.server_info,
+            ms = started.elapsed().as_millis() as u64,
+            "server ready"
+        );
+        Ok(Ready { conn, profile, started })
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = self.config.min_backoff.saturating_mul(1 << failures.min(16));
+        let capped = exp.min(self.config.max_backoff);
+        // Full jitter on the upper half keeps relaunches of many hosts apart.
+        let half = capped / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+
+    /// Stops the current server, if any (it is killed once unused).
+    pub fn shutdown(&self) {
+        self.current.write().take();
+    }
+}

@@ -1,0 +1,12 @@
+//! The server side of the bridge: one process speaking newline-delimited
+//! JSON-RPC on stdio, its handshake, and its supervision.
+
+mod connection;
+mod handshake;
+mod host;
+mod lines;
+mod stderr;
+
+pub use connection::{Broadcast, Call, Connection, Limits, Upcall};
+pub use handshake::{Era, ServerProfile};
+pub use host::{Host, HostConfig, Ready};

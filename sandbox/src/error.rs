@@ -1,0 +1,22 @@
+use std::io;
+
+/// Why a sandbox could not start or control an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The spec asks for something this backend cannot do (a wrong kind of
+    /// program, an empty command line).
+    #[error("invalid sandbox spec: {0}")]
+    InvalidSpec(String),
+    /// The program could not be started at all (not found, not executable).
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        /// The program that was asked for.
+        program: String,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Controlling a running instance failed.
+    #[error("instance control failed: {0}")]
+    Control(#[source] io::Error),
+}

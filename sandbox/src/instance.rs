@@ -1,0 +1,51 @@
+use std::fmt;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{BoxFuture, SandboxError};
+
+/// How an instance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The program exited with this code.
+    Code(i32),
+    /// The program was killed by this signal.
+    Signal(i32),
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+/// Lifecycle control of a running instance, separate from its streams so that
+/// one task can own the streams while another waits or kills.
+pub trait InstanceControl: Send + Sync {
+    /// Operating-system process id, where there is one.
+    fn pid(&self) -> Option<u32>;
+    /// Waits for the instance to end.
+    fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>>;
+    /// Ends the instance now (SIGKILL or the backend's equivalent).
+    fn kill(&mut self) -> BoxFuture<'_, Result<(), SandboxError>>;
+}
+
+/// A running sandboxed program: three byte streams and a control handle.
+pub struct Instance {
+    /// The program's standard input.
+    pub stdin: Box<dyn AsyncWrite + Send + Unpin>,
+    /// The program's standard output.
+    pub stdout: Box<dyn AsyncRead + Send + Unpin>,
+    /// The program's standard error.
+    pub stderr: Box<dyn AsyncRead + Send + Unpin>,
+    /// Wait for or kill the program. Dropping it kills the program.
+    pub control: Box<dyn InstanceControl>,
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance").field("pid", &self.control.pid()).finish_non_exhaustive()
+    }
+}
