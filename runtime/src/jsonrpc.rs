@@ -177,11 +177,18 @@ impl Request {
 #[derive(Deserialize)]
 struct Wire {
     jsonrpc: Option<Box<RawValue>>,
+    /// Present-but-null must stay distinguishable from absent: `"id": null`
+    /// is an invalid request, not a notification.
+    #[serde(default, deserialize_with = "present")]
     id: Option<Box<RawValue>>,
     method: Option<Box<RawValue>>,
     params: Option<Value>,
     result: Option<Box<RawValue>>,
     error: Option<Box<RawValue>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 /// Parses one JSON-RPC message from a JSON value's text.

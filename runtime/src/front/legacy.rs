@@ -257,12 +257,17 @@ impl Relay {
                 }
                 Upcall::Done(outcome) => (jsonrpc::response(&self.req.id, &outcome), true),
             };
-            let event_id = self.session.log_event(stream, &data);
-            if attached {
-                let ev = Event { id: Some(event_id), data, last, status: StatusCode::OK };
-                attached = tx.send(ev).await.is_ok();
-            } else {
-                self.session.send_on_get_stream(data);
+            match self.session.log_event(stream, data, last) {
+                None => {}
+                Some(ev) if !attached => {
+                    self.session.send_on_get_stream(ev);
+                }
+                Some(ev) => {
+                    if let Err(mpsc::error::SendError(ev)) = tx.send(ev).await {
+                        attached = false;
+                        self.session.send_on_get_stream(ev);
+                    }
+                }
             }
             if last {
                 return;
@@ -276,16 +281,8 @@ pub fn get_stream(front: &Front, headers: &HeaderMap, session: Arc<Session>) -> 
     if !guard::accepts(headers, "text/event-stream") {
         return (StatusCode::NOT_ACCEPTABLE, "Accept must include text/event-stream").into_response();
     }
-    let replay = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|last| session.replay_after(last))
-        .unwrap_or_default();
-    let (tx, rx) = mpsc::channel(256);
-    for ev in replay {
-        let _ = tx.try_send(ev);
-    }
-    session.set_get_stream(tx.clone());
+    let (tx, rx) = mpsc::channel(1024);
+    session.open_get_stream(tx.clone(), headers.get("last-event-id").and_then(|v| v.to_str().ok()));
     tokio::spawn(forward_changes(front.host.subscribe(), session, tx));
     reply::stream(None, rx, front.config.keepalive, HeaderMapExtra::default())
 }
@@ -312,8 +309,8 @@ async fn forward_changes(
             }
         }
         let data = notification(&ev.method, ev.params.as_ref().unwrap_or(&json!({})));
-        let id = session.log_event(GET_STREAM, &data);
-        if tx.send(Event { id: Some(id), ..Event::message(data) }).await.is_err() {
+        let Some(ev) = session.log_event(GET_STREAM, data, false) else { continue };
+        if tx.send(ev).await.is_err() {
             return;
         }
     }

@@ -55,6 +55,8 @@ struct EventLog {
     entries: VecDeque<(u64, u64, String)>,
     bytes: usize,
     next_seq: HashMap<u64, u64>,
+    /// POST streams resumed on the GET stream: their later events go there.
+    resumed: HashSet<u64>,
 }
 
 /// Stream 0 is the standalone GET stream; POST streams count from 1.
@@ -86,9 +88,25 @@ impl Session {
         self.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Records an event sent on `stream` and returns its SSE id.
-    pub fn log_event(&self, stream: u64, data: &str) -> String {
+    /// Records an event sent on `stream`. If that stream was resumed on the
+    /// GET stream the event is delivered there (under the log lock, so it
+    /// cannot overtake the replay) and `None` is returned; otherwise the
+    /// event is returned for the caller to send on its own stream.
+    pub fn log_event(&self, stream: u64, data: String, last: bool) -> Option<Event> {
         let mut log = self.log.lock();
+        let id = Self::append(&mut log, stream, &data);
+        let ev = Event { id: Some(id), data, last, status: http::StatusCode::OK };
+        if !log.resumed.contains(&stream) {
+            return Some(ev);
+        }
+        if last {
+            log.resumed.remove(&stream);
+        }
+        self.send_on_get_stream(ev);
+        None
+    }
+
+    fn append(log: &mut EventLog, stream: u64, data: &str) -> String {
         let seq = log.next_seq.entry(stream).or_insert(0);
         *seq += 1;
         let seq = *seq;
@@ -103,29 +121,27 @@ impl Session {
         format!("{stream}-{seq}")
     }
 
-    /// Events of the stream named by `last_event_id` that came after it.
-    pub fn replay_after(&self, last_event_id: &str) -> Vec<Event> {
-        let Some((stream, seq)) = last_event_id.split_once('-') else { return Vec::new() };
-        let (Ok(stream), Ok(seq)) = (stream.parse::<u64>(), seq.parse::<u64>()) else { return Vec::new() };
-        let log = self.log.lock();
-        log.entries
-            .iter()
-            .filter(|(s, q, _)| *s == stream && *q > seq)
-            .map(|(s, q, d)| Event { id: Some(format!("{s}-{q}")), ..Event::message(d.clone()) })
-            .collect()
+    /// Makes `tx` the GET stream, first queuing the events of the stream
+    /// named by `last_event_id` that came after it; the rest of that stream
+    /// will follow on `tx`.
+    pub fn open_get_stream(&self, tx: mpsc::Sender<Event>, last_event_id: Option<&str>) {
+        let mut log = self.log.lock();
+        *self.get_stream.lock() = Some(tx.clone());
+        let Some((stream, seq)) = last_event_id.and_then(parse_event_id) else { return };
+        if stream != GET_STREAM {
+            log.resumed.insert(stream);
+        }
+        for (s, q, d) in &log.entries {
+            if *s == stream && *q > seq {
+                let _ = tx.try_send(Event { id: Some(format!("{s}-{q}")), ..Event::message(d.clone()) });
+            }
+        }
     }
 
-    /// Sets the standalone GET stream, replacing an earlier one.
-    pub fn set_get_stream(&self, tx: mpsc::Sender<Event>) {
-        *self.get_stream.lock() = Some(tx);
-    }
-
-    /// Sends on the GET stream, if one is open; logs under stream 0.
-    pub fn send_on_get_stream(&self, data: String) -> bool {
+    /// Sends an already logged event on the GET stream, if one is open.
+    pub fn send_on_get_stream(&self, ev: Event) -> bool {
         let tx = self.get_stream.lock().clone();
-        let Some(tx) = tx else { return false };
-        let id = self.log_event(GET_STREAM, &data);
-        tx.try_send(Event { id: Some(id), ..Event::message(data) }).is_ok()
+        tx.is_some_and(|tx| tx.try_send(Event { last: false, ..ev }).is_ok())
     }
 
     /// Remembers a server request relayed to this client; returns berth's id for it.
@@ -169,6 +185,11 @@ impl Session {
         }
         self.last_seen.lock().elapsed()
     }
+}
+
+fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (stream, seq) = id.split_once('-')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
 }
 
 /// All live sessions.
@@ -225,26 +246,39 @@ impl Sessions {
 mod tests {
     use super::*;
 
+    fn replayed(s: &Session, last: &str) -> (mpsc::Receiver<Event>, Vec<String>) {
+        let (tx, mut rx) = mpsc::channel(LOG_EVENTS + 10);
+        s.open_get_stream(tx, Some(last));
+        let mut got = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            got.push(ev.data);
+        }
+        (rx, got)
+    }
+
     #[test]
-    fn event_log_replays_one_stream_after_an_id() {
+    fn event_log_replays_one_stream_after_an_id_then_follows_it() {
         let s = Session::new("2025-11-25".into(), Value::Null, Value::Null);
-        let a = s.log_event(1, "a");
-        s.log_event(2, "other");
-        s.log_event(1, "b");
-        s.log_event(1, "c");
-        let got: Vec<String> = s.replay_after(&a).into_iter().map(|e| e.data).collect();
+        let a = s.log_event(1, "a".into(), false).unwrap();
+        s.log_event(2, "other".into(), false);
+        s.log_event(1, "b".into(), false);
+        s.log_event(1, "c".into(), false);
+        let (mut rx, got) = replayed(&s, a.id.as_deref().unwrap());
         assert_eq!(got, ["b", "c"]);
-        assert!(s.replay_after("garbage").is_empty());
-        assert!(s.replay_after("1-99").is_empty());
+        assert!(s.log_event(1, "d".into(), true).is_none(), "a resumed stream continues on the GET stream");
+        assert_eq!(rx.try_recv().unwrap().data, "d");
+        assert!(s.log_event(2, "e".into(), false).is_some());
+        assert!(replayed(&s, "garbage").1.is_empty());
+        assert!(replayed(&s, "1-99").1.is_empty());
     }
 
     #[test]
     fn event_log_is_bounded() {
         let s = Session::new("2025-11-25".into(), Value::Null, Value::Null);
         for i in 0..(LOG_EVENTS + 10) {
-            s.log_event(1, &i.to_string());
+            s.log_event(1, i.to_string(), false);
         }
-        assert_eq!(s.replay_after("1-0").len(), LOG_EVENTS);
+        assert_eq!(replayed(&s, "1-0").1.len(), LOG_EVENTS);
     }
 
     #[test]
