@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# berth's whole test suite, from a fresh clone: installs the pinned test peers
+# (idempotently), checks formatting and lints, builds, then runs the Rust unit
+# and integration tests and the end-to-end suite against real MCP clients and
+# servers. CI runs exactly this (.ci/run).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test peers"
+# shellcheck source=scripts/test-peers.sh
+source "$REPO/scripts/test-peers.sh"
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --locked
+
+step "rust tests"
+cargo test --workspace --locked
+
+step "end-to-end tests"
+export BERTH_BIN="$CARGO_TARGET_DIR/debug/berth"
+export BERTH_TESTSERVER="$CARGO_TARGET_DIR/debug/berth-testserver"
+export BERTH_PEERS
+"$BERTH_PY" -m pytest "$REPO/tests" -q -p no:cacheprovider "$@"
