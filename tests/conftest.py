@@ -31,6 +31,7 @@ SERVERS = {
     "everything": ["node", str(NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"), "stdio"],
     "time": [str(VENV_BIN / "mcp-server-time"), "--local-timezone", "UTC"],
     "first-party": [TESTSERVER],
+    "modern": [str(VENV_BIN / "python"), str(REPO / "tests" / "servers" / "modern_server.py")],
 }
 
 

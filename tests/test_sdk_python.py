@@ -1,6 +1,6 @@
 """The official Python SDK (`mcp` 2.x) in each of its modes against berth in
-front of real STDIO servers. Every server here is legacy; without berth the
-SDK's 2026-07-28 mode cannot use any of them."""
+front of real STDIO servers: legacy ones (which the SDK's 2026-07-28 mode
+cannot use without berth) and a modern one (which its legacy mode cannot)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,21 @@ PROFILES = {
     "time": Profile(
         echo=("convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}, "Asia/Tokyo"),
         structured=("get_current_time", {"timezone": "Europe/Paris"}, "timezone"),
+    ),
+    "first-party": Profile(
+        echo=("echo", {"text": UNICODE}, UNICODE),
+        structured=("add", {"a": 40, "b": 2}, "sum"),
+        progress=("progress", {"steps": 4, "delay_ms": 20}, 4),
+        elicit="elicit",
+        prompt=("greet", {"name": "Zürich"}),
+        resources=True,
+        list_changed=("change_tools", {}),
+    ),
+    "modern": Profile(
+        echo=("shout", {"text": UNICODE}, UNICODE.upper()),
+        structured=("add", {"a": 40, "b": 2}, "result"),
+        prompt=("greet", {"name": "Zürich"}),
+        resources=True,
     ),
 }
 
@@ -208,3 +223,32 @@ async def test_subscription_receives_notification(server, mode):
                             break
                 finally:
                     await c.call_tool(toggle, {})
+
+
+async def test_tools_list_changed_reaches_listener(server, mode):
+    name, b = server
+    p = PROFILES[name]
+    if p.list_changed is None:
+        pytest.skip(f"{name} cannot change its tool list on demand")
+    tool, args = p.list_changed
+    got = anyio.Event()
+
+    async def on_message(msg):
+        if getattr(msg, "method", "") == "notifications/tools/list_changed":
+            got.set()
+
+    if mode == "legacy":
+        async with Client(b.url, mode=mode, message_handler=on_message) as c:
+            await anyio.sleep(0.3)  # the SDK opens its GET stream in the background
+            await c.call_tool(tool, args)
+            with anyio.fail_after(10):
+                await got.wait()
+    else:
+        async with Client(b.url, mode=mode) as c:
+            async with c.listen(tools_list_changed=True) as sub:
+                assert sub.honored.tools_list_changed
+                await c.call_tool(tool, args)
+                with anyio.fail_after(10):
+                    async for event in sub:
+                        assert type(event).__name__ == "ToolsListChanged"
+                        break
