@@ -98,14 +98,15 @@ impl Direct {
                     Ok(v) => v,
                     Err(_) => continue,
                 };
-                if let Some(id) = v["id"].as_u64() {
-                    if let Some(tx) = p.lock().remove(&id) {
-                        let _ = tx.send(v);
-                    }
+                if let Some(id) = v["id"].as_u64()
+                    && let Some(tx) = p.lock().remove(&id)
+                {
+                    let _ = tx.send(v);
                 }
             }
         });
-        let me = Arc::new(Self { stdin: Mutex::new(child.stdin.take().expect("stdin")), pending, next: AtomicU64::new(1) });
+        let me =
+            Arc::new(Self { stdin: Mutex::new(child.stdin.take().expect("stdin")), pending, next: AtomicU64::new(1) });
         let init = json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}});
         me.request("initialize", init).await;
         me.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
@@ -263,7 +264,18 @@ async fn start_supergateway(sg: &str, server: &str) -> (Child, String) {
         l.local_addr().expect("addr").port()
     };
     let child = Command::new("node")
-        .args([sg, "--stdio", server, "--outputTransport", "streamableHttp", "--stateful", "--port", &port.to_string(), "--logLevel", "none"])
+        .args([
+            sg,
+            "--stdio",
+            server,
+            "--outputTransport",
+            "streamableHttp",
+            "--stateful",
+            "--port",
+            &port.to_string(),
+            "--logLevel",
+            "none",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -326,9 +338,18 @@ async fn main() {
         }
     }
     let (d, b) = (results[&("direct", 1)], results[&("berth", 1)]);
-    println!("\nberth overhead at 1 caller: p50 +{:.1} µs (target ≤ 60), p99 +{:.1} µs (target ≤ 250)", b.p50_us - d.p50_us, b.p99_us - d.p99_us);
+    println!(
+        "\nberth overhead at 1 caller: p50 +{:.1} µs (target ≤ 60), p99 +{:.1} µs (target ≤ 250)",
+        b.p50_us - d.p50_us,
+        b.p99_us - d.p99_us
+    );
     if let Some(g) = results.get(&("supergateway", 64)) {
         let b = results[&("berth", 64)];
-        println!("throughput at 64 callers: berth {:.0}/s vs supergateway {:.0}/s = {:.1}x (target ≥ 10x)", b.per_sec, g.per_sec, b.per_sec / g.per_sec);
+        println!(
+            "throughput at 64 callers: berth {:.0}/s vs supergateway {:.0}/s = {:.1}x (target ≥ 10x)",
+            b.per_sec,
+            g.per_sec,
+            b.per_sec / g.per_sec
+        );
     }
 }

@@ -81,7 +81,12 @@ pub fn add_modern_meta(params: &mut Option<Value>, client_info: &Value, capabili
 pub fn is_cacheable(method: &str) -> bool {
     matches!(
         method,
-        "server/discover" | "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" | "resources/read"
+        "server/discover"
+            | "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
     )
 }
 

@@ -211,19 +211,20 @@ fn from_wire(wire: Wire) -> Result<ClientMessage, ErrorObject> {
     if wire.jsonrpc.as_deref().map(RawValue::get) != Some("\"2.0\"") {
         return Err(invalid("`jsonrpc` must be \"2.0\""));
     }
-    if let Some(id) = &wire.id {
-        if !valid_id(id) {
-            return Err(invalid("`id` must be a string or an integer"));
-        }
+    if let Some(id) = &wire.id
+        && !valid_id(id)
+    {
+        return Err(invalid("`id` must be a string or an integer"));
     }
     match (wire.method, wire.id, wire.result, wire.error) {
         (Some(method), id, None, None) => {
             let method: String =
                 serde_json::from_str(method.get()).map_err(|_| invalid("`method` must be a string"))?;
-            if let Some(p) = &wire.params {
-                if !p.is_object() && !p.is_array() {
-                    return Err(invalid("`params` must be an object"));
-                }
+            if let Some(p) = &wire.params
+                && !p.is_object()
+                && !p.is_array()
+            {
+                return Err(invalid("`params` must be an object"));
             }
             Ok(match id {
                 Some(id) => ClientMessage::Request(Request { id, method, params: wire.params }),
@@ -252,8 +253,8 @@ pub fn split_batch(text: &str) -> Result<Option<Vec<Box<RawValue>>>, ErrorObject
     if !text.trim_start().starts_with('[') {
         return Ok(None);
     }
-    let items: Vec<Box<RawValue>> = serde_json::from_str(text)
-        .map_err(|e| ErrorObject::new(code::PARSE_ERROR, format!("parse error: {e}")))?;
+    let items: Vec<Box<RawValue>> =
+        serde_json::from_str(text).map_err(|e| ErrorObject::new(code::PARSE_ERROR, format!("parse error: {e}")))?;
     if items.is_empty() {
         return Err(ErrorObject::new(code::INVALID_REQUEST, "empty batch"));
     }

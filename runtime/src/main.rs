@@ -124,7 +124,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let front = Front::new(host.clone(), config);
     let app = front.router("/mcp");
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("berth: serving `{}` at http://{addr}/mcp", args.command.join(" "));
     // Start the server now, so the first client does not wait for it.

@@ -46,10 +46,7 @@ fn spawn(spec: &SandboxSpec) -> Result<Instance, SandboxError> {
         cmd.current_dir(cwd);
     }
     die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
-        program: spec.program.clone(),
-        source,
-    })?;
+    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(SandboxError::InvalidSpec("child stdio was not piped".into()));

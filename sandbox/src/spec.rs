@@ -22,11 +22,7 @@ pub struct SandboxSpec {
 impl SandboxSpec {
     /// A spec for `program args…` with nothing else granted.
     pub fn command(program: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self {
-            program: program.into(),
-            args: args.into_iter().map(Into::into).collect(),
-            ..Self::default()
-        }
+        Self { program: program.into(), args: args.into_iter().map(Into::into).collect(), ..Self::default() }
     }
 
     /// Adds one environment variable.

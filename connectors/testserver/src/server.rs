@@ -124,7 +124,11 @@ impl TestServer {
     }
 
     #[tool(description = "Sleep for `ms` milliseconds; stops early (and says so on stderr) if cancelled.")]
-    async fn sleep(&self, Parameters(Sleep { ms }): Parameters<Sleep>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+    async fn sleep(
+        &self,
+        Parameters(Sleep { ms }): Parameters<Sleep>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(ms)) => text(format!("slept {ms} ms")),
             _ = ctx.ct.cancelled() => {
@@ -155,7 +159,11 @@ impl TestServer {
     }
 
     #[tool(description = "Ask the client for a name (form elicitation) and greet it.")]
-    async fn elicit(&self, Parameters(Message { message }): Parameters<Message>, peer: Peer<RoleServer>) -> Result<CallToolResult, ErrorData> {
+    async fn elicit(
+        &self,
+        Parameters(Message { message }): Parameters<Message>,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let schema = ElicitationSchema::builder().required_string_property("name", |s| s).build().map_err(failed)?;
         let params = ElicitRequestParams::FormElicitationParams { meta: None, message, requested_schema: schema };
         let res = peer.create_elicitation(params).await.map_err(failed)?;
@@ -170,7 +178,11 @@ impl TestServer {
     }
 
     #[tool(description = "Ask the client's model (sampling) and return its answer.")]
-    async fn sample(&self, Parameters(Prompt { prompt }): Parameters<Prompt>, peer: Peer<RoleServer>) -> Result<CallToolResult, ErrorData> {
+    async fn sample(
+        &self,
+        Parameters(Prompt { prompt }): Parameters<Prompt>,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let params = CreateMessageRequestParams::new(vec![SamplingMessage::user_text(prompt)], 100);
         let res = peer.create_message(params).await.map_err(failed)?;
         let answer = serde_json::to_value(&res.message).map_err(failed)?;
@@ -203,8 +215,13 @@ impl TestServer {
     }
 
     #[tool(description = "Send a logging notification, then answer.")]
-    async fn log(&self, Parameters(Log { level, message }): Parameters<Log>, peer: Peer<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        let level: LoggingLevel = serde_json::from_value(json!(level)).map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+    async fn log(
+        &self,
+        Parameters(Log { level, message }): Parameters<Log>,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let level: LoggingLevel =
+            serde_json::from_value(json!(level)).map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         let params = LoggingMessageNotificationParam::new(level, json!(message)).with_logger("berth-testserver");
         peer.notify_logging_message(params).await.map_err(failed)?;
         Ok(text("logged"))
@@ -261,7 +278,11 @@ impl ServerHandler for TestServer {
         if self.modern {
             Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
         } else {
-            Cow::Owned(vec![ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_03_26])
+            Cow::Owned(vec![
+                ProtocolVersion::V_2025_11_25,
+                ProtocolVersion::V_2025_06_18,
+                ProtocolVersion::V_2025_03_26,
+            ])
         }
     }
 
@@ -304,7 +325,11 @@ impl ServerHandler for TestServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let arg = PromptArgument::new("name").with_required(true);
-        Ok(ListPromptsResult::with_all_items(vec![rmcp::model::Prompt::new("greet", Some("Greet someone"), Some(vec![arg]))]))
+        Ok(ListPromptsResult::with_all_items(vec![rmcp::model::Prompt::new(
+            "greet",
+            Some("Greet someone"),
+            Some(vec![arg]),
+        )]))
     }
 
     async fn get_prompt(

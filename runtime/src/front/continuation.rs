@@ -63,10 +63,7 @@ impl Continuations {
         let mut handle = [0u8; 16];
         rand::rng().fill_bytes(&mut handle);
         let expires_at = Instant::now() + self.ttl;
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
             + self.ttl.as_secs();
         let state = self.seal(&handle, secs, &binding);
         self.parked.lock().insert(handle, Parked { call, conn, asked, binding, expires: expires_at });
@@ -115,11 +112,6 @@ impl Continuations {
             tracing::info!(asked = p.asked.len(), "abandoned input request expired; call cancelled");
             drop(p.call);
         }
-    }
-
-    /// How many calls are parked.
-    pub fn len(&self) -> usize {
-        self.parked.lock().len()
     }
 
     fn mac(&self, handle: &[u8], secs: u64, binding: &str) -> HmacSha256 {

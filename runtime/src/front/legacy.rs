@@ -65,18 +65,20 @@ pub fn session(front: &Front, headers: &HeaderMap) -> Result<Arc<Session>, Respo
 
 /// Handles a POST inside a session.
 pub async fn post(front: Arc<Front>, headers: &HeaderMap, session: Arc<Session>, text: &str) -> Response {
-    if let Some(v) = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()) {
-        if !era::is_legacy(v) {
-            let err = ErrorObject::new(code::INVALID_REQUEST, format!("MCP-Protocol-Version '{v}' is not valid in this session"));
-            return reply::error(StatusCode::BAD_REQUEST, None, &err);
-        }
+    if let Some(v) = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok())
+        && !era::is_legacy(v)
+    {
+        let err =
+            ErrorObject::new(code::INVALID_REQUEST, format!("MCP-Protocol-Version '{v}' is not valid in this session"));
+        return reply::error(StatusCode::BAD_REQUEST, None, &err);
     }
     let sse = guard::accepts(headers, "text/event-stream");
     match jsonrpc::split_batch(text) {
         Err(err) => reply::error(StatusCode::BAD_REQUEST, None, &err),
         Ok(Some(items)) if session.version == "2025-03-26" => batch(front, session, items).await,
         Ok(Some(_)) => {
-            let err = ErrorObject::new(code::INVALID_REQUEST, format!("batches are not allowed in {}", session.version));
+            let err =
+                ErrorObject::new(code::INVALID_REQUEST, format!("batches are not allowed in {}", session.version));
             reply::error(StatusCode::BAD_REQUEST, None, &err)
         }
         Ok(None) => match jsonrpc::parse_client(text) {
@@ -105,17 +107,18 @@ async fn batch(front: Arc<Front>, session: Arc<Session>, items: Vec<Box<RawValue
                 let err = ErrorObject::new(code::INVALID_REQUEST, "initialize cannot be batched");
                 answers.push(jsonrpc::response(&req.id, &Err(err.to_raw())));
             }
-            Ok(ClientMessage::Request(req)) => match start(&front, &session, req) {
-                Ok(mut rx) => waits.push(async move {
-                    while let Some(ev) = rx.recv().await {
-                        if ev.last {
-                            return Some(ev.data);
+            Ok(ClientMessage::Request(req)) => {
+                if let Ok(mut rx) = start(&front, &session, req) {
+                    waits.push(async move {
+                        while let Some(ev) = rx.recv().await {
+                            if ev.last {
+                                return Some(ev.data);
+                            }
                         }
-                    }
-                    None
-                }),
-                Err(_) => {}
-            },
+                        None
+                    })
+                }
+            }
             Ok(other) => accept(&front, &session, other),
         }
     }
@@ -175,10 +178,10 @@ fn start(front: &Arc<Front>, session: &Arc<Session>, req: Request) -> Result<mps
             local(json!({}));
         }
         _ => {
-            if req.method == "resources/subscribe" {
-                if let Some(uri) = req.param_str("uri") {
-                    session.resources.lock().insert(uri.to_owned());
-                }
+            if req.method == "resources/subscribe"
+                && let Some(uri) = req.param_str("uri")
+            {
+                session.resources.lock().insert(uri.to_owned());
             }
             let relay = Relay { front: front.clone(), session: session.clone(), req };
             tokio::spawn(relay.run(tx));
@@ -223,7 +226,14 @@ impl Relay {
     /// Relays events until the final response. A client that drops the
     /// stream has not cancelled (legacy semantics): later events go to its
     /// GET stream and all of them stay in the log for resumption.
-    async fn pump(&self, mut call: Call, conn: Connection, tx: mpsc::Sender<Event>, stream: u64, mut cancelled: oneshot::Receiver<()>) {
+    async fn pump(
+        &self,
+        mut call: Call,
+        conn: Connection,
+        tx: mpsc::Sender<Event>,
+        stream: u64,
+        mut cancelled: oneshot::Receiver<()>,
+    ) {
         let deadline = tokio::time::sleep(self.front.config.request_timeout);
         tokio::pin!(deadline);
         let mut attached = true;
@@ -247,7 +257,8 @@ impl Relay {
                 Upcall::Tagged { .. } => continue,
                 Upcall::ServerRequest { id, method, params } => {
                     if !capable(&self.session.capabilities, &method) {
-                        let err = ErrorObject::new(code::METHOD_NOT_FOUND, format!("the client does not support {method}"));
+                        let err =
+                            ErrorObject::new(code::METHOD_NOT_FOUND, format!("the client does not support {method}"));
                         conn.respond(&id, &Err(err.to_raw()));
                         continue;
                     }

@@ -45,7 +45,11 @@ pub async fn open(front: Arc<Front>, _headers: &HeaderMap, req: Request) -> Resp
         let ack = json!({"notifications": honored, "_meta": {meta::SUBSCRIPTION_ID: sub_id}});
         let first = Event::message(notification("notifications/subscriptions/acknowledged", &ack));
         if tx.try_send(first).is_err() {
-            return reply::error(StatusCode::OK, Some(&req.id), &jsonrpc::ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, "stream"));
+            return reply::error(
+                StatusCode::OK,
+                Some(&req.id),
+                &jsonrpc::ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, "stream"),
+            );
         }
         tokio::spawn(forward(events, honored, sub_id, tx));
     }
@@ -87,7 +91,12 @@ fn wants(honored: &Value, ev: &Broadcast) -> bool {
     }
 }
 
-async fn forward(mut events: broadcast::Receiver<Arc<Broadcast>>, honored: Value, sub_id: Value, tx: mpsc::Sender<Event>) {
+async fn forward(
+    mut events: broadcast::Receiver<Arc<Broadcast>>,
+    honored: Value,
+    sub_id: Value,
+    tx: mpsc::Sender<Event>,
+) {
     loop {
         let ev = tokio::select! {
             ev = events.recv() => ev,

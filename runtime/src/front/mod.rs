@@ -117,7 +117,11 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Byt
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }
     if jsonrpc::nesting_depth(&body) > front.config.max_depth {
-        return bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, format!("JSON nested deeper than {}", front.config.max_depth));
+        return bad(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            format!("JSON nested deeper than {}", front.config.max_depth),
+        );
     }
     let Ok(text) = std::str::from_utf8(&body) else {
         return bad(StatusCode::BAD_REQUEST, code::PARSE_ERROR, "body is not UTF-8");
@@ -130,16 +134,21 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Byt
     }
     let version = headers.get("mcp-protocol-version").map(|v| v.to_str().unwrap_or("").to_owned());
     if jsonrpc::split_batch(text).map(|b| b.is_some()).unwrap_or(false) {
-        return bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "a batch needs an Mcp-Session-Id (2025-03-26 sessions only)");
+        return bad(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "a batch needs an Mcp-Session-Id (2025-03-26 sessions only)",
+        );
     }
     let msg = match jsonrpc::parse_client(text) {
         Ok(m) => m,
         Err(err) => return bad(StatusCode::BAD_REQUEST, err.code, err.message),
     };
-    if let ClientMessage::Request(req) = &msg {
-        if req.method == "initialize" && version.as_deref().is_none_or(|v| v != era::MODERN) {
-            return legacy::initialize(&front, req.clone()).await;
-        }
+    if let ClientMessage::Request(req) = &msg
+        && req.method == "initialize"
+        && version.as_deref().is_none_or(|v| v != era::MODERN)
+    {
+        return legacy::initialize(&front, req.clone()).await;
     }
     match version.as_deref() {
         Some(era::MODERN) => match msg {
@@ -149,15 +158,25 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Byt
                 bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "clients do not send responses in 2026-07-28")
             }
         },
-        Some(v) if era::is_legacy(v) => {
-            bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
-        }
+        Some(v) if era::is_legacy(v) => bad(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "Mcp-Session-Id header is required; send initialize first",
+        ),
         None => {
             let modern_body = matches!(&msg, ClientMessage::Request(r) if r.meta().is_some_and(|m| m.contains_key(era::meta::PROTOCOL_VERSION)));
             if modern_body {
-                bad(StatusCode::BAD_REQUEST, code::HEADER_MISMATCH, "Header mismatch: MCP-Protocol-Version header is missing")
+                bad(
+                    StatusCode::BAD_REQUEST,
+                    code::HEADER_MISMATCH,
+                    "Header mismatch: MCP-Protocol-Version header is missing",
+                )
             } else {
-                bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "Mcp-Session-Id header is required; send initialize first")
+                bad(
+                    StatusCode::BAD_REQUEST,
+                    code::INVALID_REQUEST,
+                    "Mcp-Session-Id header is required; send initialize first",
+                )
             }
         }
         Some(v) => {
@@ -177,7 +196,11 @@ async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Respons
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }
     if !headers.contains_key(legacy::SESSION_HEADER) {
-        return bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "GET needs a legacy session; 2026-07-28 clients use subscriptions/listen");
+        return bad(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::INVALID_REQUEST,
+            "GET needs a legacy session; 2026-07-28 clients use subscriptions/listen",
+        );
     }
     match legacy::session(&front, &headers) {
         Ok(session) => legacy::get_stream(&front, &headers, session),

@@ -24,7 +24,8 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
         return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err);
     }
     let Some(caps) = req.meta().and_then(|m| m.get(meta::CLIENT_CAPABILITIES)).cloned() else {
-        let err = ErrorObject::new(code::INVALID_PARAMS, format!("_meta[\"{}\"] is required", meta::CLIENT_CAPABILITIES));
+        let err =
+            ErrorObject::new(code::INVALID_PARAMS, format!("_meta[\"{}\"] is required", meta::CLIENT_CAPABILITIES));
         return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err);
     };
     match req.method.as_str() {
@@ -78,7 +79,10 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
         caps,
         log_level: req.meta().and_then(|m| m.get(meta::LOG_LEVEL)).and_then(Value::as_str).map(str::to_owned),
         legacy,
-        cacheable: !req.params.as_ref().is_some_and(|p| p.get("requestState").is_some() || p.get("inputResponses").is_some()),
+        cacheable: !req
+            .params
+            .as_ref()
+            .is_some_and(|p| p.get("requestState").is_some() || p.get("inputResponses").is_some()),
     };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(ctx.run(call, conn, tx));
@@ -91,7 +95,9 @@ fn check_headers(headers: &HeaderMap, version: &str, req: &Request) -> Result<()
     let body_version = req.meta().and_then(|m| m.get(meta::PROTOCOL_VERSION)).and_then(Value::as_str);
     match body_version {
         Some(v) if v == version => {}
-        Some(v) => return Err(mismatch(format!("MCP-Protocol-Version '{version}' does not match _meta version '{v}'"))),
+        Some(v) => {
+            return Err(mismatch(format!("MCP-Protocol-Version '{version}' does not match _meta version '{v}'")));
+        }
         None => return Err(mismatch(format!("_meta[\"{}\"] is missing", meta::PROTOCOL_VERSION))),
     }
     match header(headers, "mcp-method") {
@@ -217,7 +223,12 @@ impl Relay {
                         "inputRequests": { key: request },
                         "requestState": state,
                     });
-                    let _ = tx.send(Event::last(jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK)).await;
+                    let _ = tx
+                        .send(Event::last(
+                            jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))),
+                            StatusCode::OK,
+                        ))
+                        .await;
                     return;
                 }
                 Upcall::Done(outcome) => {

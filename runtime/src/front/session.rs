@@ -235,11 +235,6 @@ impl Sessions {
         let idle = self.idle;
         self.map.lock().retain(|_, s| s.idle_for() < idle);
     }
-
-    /// How many sessions are live.
-    pub fn len(&self) -> usize {
-        self.map.lock().len()
-    }
 }
 
 #[cfg(test)]

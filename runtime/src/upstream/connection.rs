@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -90,6 +90,9 @@ struct Shared {
     out: mpsc::UnboundedSender<String>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
+    /// Cleared the moment stdout closes or stdin breaks, before the reason
+    /// (the exit status) is known, so no new call is sent to a dying server.
+    alive: AtomicBool,
     closed: watch::Sender<Option<String>>,
     events: broadcast::Sender<Arc<Broadcast>>,
 }
@@ -120,6 +123,7 @@ impl Connection {
             out: out_tx,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            alive: AtomicBool::new(true),
             closed,
             events,
         });
@@ -127,7 +131,7 @@ impl Connection {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (exit_tx, exit_rx) = watch::channel::<Option<ExitStatus>>(None);
 
-        tokio::spawn(write_loop(stdin, out_rx, stop_rx));
+        tokio::spawn(write_loop(shared.clone(), stdin, out_rx, stop_rx));
         tokio::spawn(read_loop(shared.clone(), stdout, limits.max_line, exit_rx));
         tokio::spawn(stderr::capture(stderr, name.to_owned(), pid));
         let grace = limits.exit_grace;
@@ -160,6 +164,11 @@ impl Connection {
         self.pid
     }
 
+    /// Whether the server can take new calls.
+    pub fn is_alive(&self) -> bool {
+        self.shared.alive.load(Ordering::Acquire)
+    }
+
     /// Whether the server has gone away; the reason if so.
     pub fn closed(&self) -> Option<String> {
         self.shared.closed.borrow().clone()
@@ -187,8 +196,8 @@ impl Connection {
     /// and restored on the way back. With `relay`, server requests and logs
     /// may be attributed to this call (see [`Upcall`]).
     pub fn call(&self, method: &str, mut params: Option<Value>, relay: bool) -> Result<Call, ErrorObject> {
-        if let Some(reason) = self.closed() {
-            return Err(unavailable(&reason));
+        if !self.is_alive() {
+            return Err(unavailable(&self.closed().unwrap_or_else(|| "server is exiting".into())));
         }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let progress = params
@@ -313,6 +322,7 @@ impl Drop for Call {
 }
 
 async fn write_loop(
+    shared: Arc<Shared>,
     mut stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     mut rx: mpsc::UnboundedReceiver<String>,
     mut stop: watch::Receiver<bool>,
@@ -330,6 +340,7 @@ async fn write_loop(
             buf.push(b'\n');
         }
         if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
+            shared.alive.store(false, Ordering::Release);
             break;
         }
     }
@@ -363,6 +374,7 @@ async fn read_loop(
             Err(e) => break format!("stdout read failed: {e}"),
         }
     };
+    shared.alive.store(false, Ordering::Release);
     // Prefer the exit status as the reason, if it arrives promptly.
     let status = tokio::time::timeout(Duration::from_millis(250), exit.wait_for(Option::is_some))
         .await
@@ -427,10 +439,14 @@ fn server_request(shared: &Shared, id: &RawValue, method: String, params: Option
         let pending = shared.pending.lock();
         let mut relays = pending.values().filter(|p| p.relay);
         match (relays.next(), relays.next()) {
-            (Some(p), None) => p
-                .tx
-                .send(Upcall::ServerRequest { id: id.to_owned(), method: method.clone(), params: params.map(ToOwned::to_owned) })
-                .is_ok(),
+            (Some(p), None) => {
+                p.tx.send(Upcall::ServerRequest {
+                    id: id.to_owned(),
+                    method: method.clone(),
+                    params: params.map(ToOwned::to_owned),
+                })
+                .is_ok()
+            }
             _ => false,
         }
     };
@@ -459,11 +475,11 @@ fn notification(shared: &Shared, method: String, params: Option<&RawValue>) {
             let Some(p) = params.as_mut() else { return };
             let Some(id) = p.get("progressToken").and_then(Value::as_u64) else { return };
             let pending = shared.pending.lock();
-            if let Some(call) = pending.get(&id) {
-                if let Some(token) = &call.progress {
-                    p["progressToken"] = token.clone();
-                    let _ = call.tx.send(Upcall::Progress(params.unwrap_or_default()));
-                }
+            if let Some(call) = pending.get(&id)
+                && let Some(token) = &call.progress
+            {
+                p["progressToken"] = token.clone();
+                let _ = call.tx.send(Upcall::Progress(params.unwrap_or_default()));
             }
         }
         "notifications/message" => {

@@ -103,7 +103,7 @@ impl Host {
 
     /// The server if it is running, without launching one.
     pub fn current(&self) -> Option<Arc<Ready>> {
-        self.current.read().clone().filter(|r| r.conn.closed().is_none())
+        self.current.read().clone().filter(|r| r.conn.is_alive())
     }
 
     /// A ready server, launching (or relaunching) one if needed.

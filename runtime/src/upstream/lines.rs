@@ -59,9 +59,9 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             if len <= self.max {
                 line.extend_from_slice(chunk);
             } else {
-                if line.len() > KEPT_ENDS {
-                    line.truncate(KEPT_ENDS);
-                }
+                let room = self.max.saturating_sub(line.len());
+                line.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                line.truncate(KEPT_ENDS);
                 tail.extend_from_slice(chunk);
                 if tail.len() > KEPT_ENDS {
                     tail.drain(..tail.len() - KEPT_ENDS);
@@ -120,7 +120,7 @@ mod tests {
         let got = frames(&input, 100, 7).await;
         let Frame::TooLong { len, head, tail } = &got[0] else { panic!("{got:?}") };
         assert_eq!(*len, 1000);
-        assert_eq!(head.len(), KEPT_ENDS);
+        assert_eq!(head.len(), 100.min(KEPT_ENDS));
         assert_eq!(head[0], b'{');
         assert_eq!(tail.last(), Some(&b'}'));
         assert_eq!(got[1], Frame::Line(b"ok".to_vec()));

@@ -24,13 +24,16 @@ pub async fn capture(stderr: Box<dyn AsyncRead + Send + Unpin>, connector: Strin
     while let Ok(Some(frame)) = reader.next().await {
         if window.elapsed() >= Duration::from_secs(1) {
             if dropped > 0 {
-                tracing::warn!(connector = %connector, ?pid, dropped, "server stderr rate-limited");
+                tracing::warn!(connector = %connector, ?pid, dropped, "server stderr rate-limited: lines dropped");
             }
             window = Instant::now();
             logged = 0;
             dropped = 0;
         }
         if logged >= BURST {
+            if dropped == 0 {
+                tracing::warn!(connector = %connector, ?pid, "server stderr rate-limited: over {BURST} lines/s, dropping");
+            }
             dropped += 1;
             continue;
         }
