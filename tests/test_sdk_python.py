@@ -69,20 +69,22 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture(params=list(PROFILES), scope="module")
-def server(request, shared_berth):
-    return request.param, shared_berth(request.param)
+def having(feature: str | None = None):
+    """Parametrizes a test over every (server, mode) whose server has `feature`."""
+    names = [n for n, p in PROFILES.items() if feature is None or getattr(p, feature)]
+    return pytest.mark.parametrize("server_name, mode", [(n, m) for n in names for m in MODES])
 
 
-@pytest.fixture(params=MODES)
-def mode(request):
-    return request.param
+@pytest.fixture
+def server(server_name, shared_berth):
+    return server_name, shared_berth(server_name)
 
 
 def text_of(result: types.CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
+@having()
 async def test_tools_list_and_unicode_call(server, mode):
     name, b = server
     p = PROFILES[name]
@@ -97,6 +99,7 @@ async def test_tools_list_and_unicode_call(server, mode):
             assert c.protocol_version == "2026-07-28"
 
 
+@having()
 async def test_fifty_concurrent_calls(server, mode):
     name, b = server
     tool, args, want = PROFILES[name].echo
@@ -114,17 +117,17 @@ async def test_fifty_concurrent_calls(server, mode):
     assert len(results) == 50 and all(want in r for r in results)
 
 
+@having("structured")
 async def test_structured_content(server, mode):
     name, b = server
     p = PROFILES[name]
-    if p.structured is None:
-        pytest.skip(f"{name} has no structured tool")
     tool, args, key = p.structured
     async with Client(b.url, mode=mode) as c:
         res = await c.call_tool(tool, args)
         assert isinstance(res.structured_content, dict) and key in res.structured_content, res
 
 
+@having()
 async def test_unknown_tool_is_an_error(server, mode):
     _, b = server
     async with Client(b.url, mode=mode) as c:
@@ -136,11 +139,10 @@ async def test_unknown_tool_is_an_error(server, mode):
             assert res.is_error and "no-such-tool-anywhere" in text_of(res)
 
 
+@having("progress")
 async def test_progress_notifications(server, mode):
     name, b = server
     p = PROFILES[name]
-    if p.progress is None:
-        pytest.skip(f"{name} has no progress tool")
     tool, args, n = p.progress
     seen: list[float] = []
 
@@ -153,11 +155,10 @@ async def test_progress_notifications(server, mode):
     assert len(seen) == n and seen == sorted(seen)
 
 
+@having("resources")
 async def test_resources_and_prompts(server, mode):
     name, b = server
     p = PROFILES[name]
-    if not p.resources and not p.prompt:
-        pytest.skip(f"{name} has no resources or prompts")
     async with Client(b.url, mode=mode) as c:
         if p.resources:
             listed = await c.list_resources()
@@ -173,11 +174,10 @@ async def test_resources_and_prompts(server, mode):
             assert "Zürich" in str(got.messages)
 
 
+@having("elicit")
 async def test_elicitation_round_trip(server, mode):
     name, b = server
     p = PROFILES[name]
-    if p.elicit is None:
-        pytest.skip(f"{name} does not elicit")
     asked: list[str] = []
 
     async def on_elicit(ctx, params):
@@ -190,11 +190,10 @@ async def test_elicitation_round_trip(server, mode):
     assert "Grace Hopper" in text_of(res)
 
 
+@having("resource_updates")
 async def test_subscription_receives_notification(server, mode):
     name, b = server
     p = PROFILES[name]
-    if p.resource_updates is None:
-        pytest.skip(f"{name} sends no change notifications on demand")
     uri, toggle = p.resource_updates
     got = anyio.Event()
 
@@ -225,11 +224,10 @@ async def test_subscription_receives_notification(server, mode):
                     await c.call_tool(toggle, {})
 
 
+@having("list_changed")
 async def test_tools_list_changed_reaches_listener(server, mode):
     name, b = server
     p = PROFILES[name]
-    if p.list_changed is None:
-        pytest.skip(f"{name} cannot change its tool list on demand")
     tool, args = p.list_changed
     got = anyio.Event()
 

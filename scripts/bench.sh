@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Bridge benchmark: direct pipe vs berth vs supergateway, one run, one table.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+# shellcheck source=scripts/test-peers.sh
+source "$REPO/scripts/test-peers.sh"
+cargo build --release --locked -p berth-runtime -p berth-testserver
+export BERTH_BIN="$CARGO_TARGET_DIR/release/berth"
+export BERTH_TESTSERVER="$CARGO_TARGET_DIR/release/berth-testserver"
+export BERTH_SUPERGATEWAY
+cargo bench --locked -p berth-runtime --bench bridge
