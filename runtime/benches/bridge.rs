@@ -147,36 +147,43 @@ fn http() -> reqwest::Client {
 struct Modern {
     client: reqwest::Client,
     url: String,
+    method: &'static str,
     body: String,
 }
 
 impl Modern {
     fn new(client: reqwest::Client, url: &str) -> Self {
-        let body = json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "echo", "arguments": {"text": MESSAGE}, "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"},
-                "io.modelcontextprotocol/clientCapabilities": {}}}
-        });
-        Self { client, url: url.to_owned(), body: body.to_string() }
+        Self::with(client, url, "tools/call", json!({"name": "echo", "arguments": {"text": MESSAGE}}))
+    }
+
+    /// `ping` is answered by berth itself: the cost of HTTP alone.
+    fn ping(client: reqwest::Client, url: &str) -> Self {
+        Self::with(client, url, "ping", json!({}))
+    }
+
+    fn with(client: reqwest::Client, url: &str, method: &'static str, mut params: Value) -> Self {
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {}});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        Self { client, url: url.to_owned(), method, body: body.to_string() }
     }
 }
 
 impl Caller for Modern {
     async fn call(&self) {
-        let r = self
+        let mut req = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "echo")
-            .body(self.body.clone())
-            .send()
-            .await
-            .expect("POST");
+            .header("mcp-method", self.method);
+        if self.method == "tools/call" {
+            req = req.header("mcp-name", "echo");
+        }
+        let r = req.body(self.body.clone()).send().await.expect("POST");
         assert!(r.status().is_success());
         let text = r.text().await.expect("body");
         assert!(text.contains("\"result\""), "{text}");
@@ -315,6 +322,9 @@ async fn main() {
 
         let (_b, url) = start_berth(&berth, &server).await;
         let client = http();
+        let s = measure((0..c).map(|_| Arc::new(Modern::ping(client.clone(), &url))).collect(), calls).await;
+        row("berth ping (HTTP only)", c, s);
+        results.insert(("http", c), s);
         let s = measure((0..c).map(|_| Arc::new(Modern::new(client.clone(), &url))).collect(), calls).await;
         row("berth, modern client", c, s);
         results.insert(("berth", c), s);

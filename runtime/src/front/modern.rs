@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::continuation::binding;
-use super::reply::{self, Event};
+use super::reply::{self, Event, HeaderMapExtra};
 use super::{Front, guard};
 use crate::era::{self, meta};
 use crate::jsonrpc::{self, ErrorObject, Outcome, Request, code};
@@ -84,9 +85,7 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
             .as_ref()
             .is_some_and(|p| p.get("requestState").is_some() || p.get("inputResponses").is_some()),
     };
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(ctx.run(call, conn, tx));
-    reply::respond(rx, guard::accepts(headers, "text/event-stream"), front.config.keepalive).await
+    ctx.respond(call, conn, guard::accepts(headers, "text/event-stream")).await
 }
 
 /// Checks the mirrored headers against the body, as the transport requires.
@@ -180,71 +179,109 @@ struct Relay {
 }
 
 impl Relay {
-    async fn run(self, mut call: Call, conn: Connection, tx: mpsc::Sender<Event>) {
-        let deadline = tokio::time::sleep(self.front.config.request_timeout);
-        tokio::pin!(deadline);
-        loop {
+    /// Serves the call from the handler itself: a plain JSON answer when the
+    /// outcome is the first thing the server sends (no extra task, no
+    /// channel), an SSE stream fed by a task once there is more to say.
+    async fn respond(self, call: Call, conn: Connection, sse: bool) -> Response {
+        let deadline = Instant::now() + self.front.config.request_timeout;
+        let mut call = Some(call);
+        while let Some(live) = call.as_mut() {
+            let Ok(up) = tokio::time::timeout_at(deadline, live.next()).await else {
+                return reply::json(StatusCode::OK, self.timed_out());
+            };
+            let Some(ev) = self.translate(up, &mut call, &conn) else { continue };
+            if ev.last {
+                return reply::json(ev.status, ev.data);
+            }
+            if !sse {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(64);
+            let _ = tx.try_send(ev);
+            let keepalive = self.front.config.keepalive;
+            if let Some(call) = call.take() {
+                tokio::spawn(self.stream(call, conn, tx, deadline));
+            }
+            return reply::stream(None, rx, keepalive, HeaderMapExtra::default());
+        }
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+
+    /// Streams the rest of a call. Closing the response stream cancels the
+    /// request (dropping `call` tells the server).
+    async fn stream(self, call: Call, conn: Connection, tx: mpsc::Sender<Event>, deadline: Instant) {
+        let mut call = Some(call);
+        while let Some(live) = call.as_mut() {
             let up = tokio::select! {
-                up = call.next() => up,
-                // Closing the response stream cancels the request (dropping `call`).
+                up = live.next() => up,
                 _ = tx.closed() => return,
-                _ = &mut deadline => {
-                    let err = ErrorObject::new(code::TIMEOUT, "the request timed out");
-                    let _ = tx.send(Event::last(jsonrpc::response(&self.req_id, &Err(err.to_raw())), StatusCode::OK)).await;
+                _ = tokio::time::sleep_until(deadline) => {
+                    let _ = tx.send(Event::last(self.timed_out(), StatusCode::OK)).await;
                     return;
                 }
             };
-            let event = match up {
-                Upcall::Progress(p) => Event::message(notification("notifications/progress", &p)),
-                Upcall::Log(p) => match &self.log_level {
-                    Some(min) if era::log_passes(p["level"].as_str().unwrap_or("info"), min) => {
-                        Event::message(notification("notifications/message", &p))
-                    }
-                    _ => continue,
-                },
-                Upcall::Tagged { method, params } => Event::message(notification(&method, &params)),
-                Upcall::ServerRequest { id, method, params } => {
-                    if !self.legacy || !capable(&self.caps, &method) {
-                        let err = ErrorObject::new(
-                            code::METHOD_NOT_FOUND,
-                            format!("the client did not declare the capability {method} needs"),
-                        );
-                        conn.respond(&id, &Err(err.to_raw()));
-                        continue;
-                    }
-                    let key = "input-1".to_owned();
-                    let mut request = json!({"method": method});
-                    if let Some(p) = params {
-                        request["params"] = serde_json::from_str(p.get()).unwrap_or(Value::Null);
-                    }
-                    let state = self.front.continuations.park(call, conn, vec![(key.clone(), id)], self.binding);
-                    let result = json!({
-                        "resultType": "input_required",
-                        "inputRequests": { key: request },
-                        "requestState": state,
-                    });
-                    let _ = tx
-                        .send(Event::last(
-                            jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))),
-                            StatusCode::OK,
-                        ))
-                        .await;
-                    return;
-                }
-                Upcall::Done(outcome) => {
-                    let status = status_for(&outcome);
-                    let outcome = match outcome {
-                        Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),
-                        other => other,
-                    };
-                    let _ = tx.send(Event::last(jsonrpc::response(&self.req_id, &outcome), status)).await;
-                    return;
-                }
-            };
-            if tx.send(event).await.is_err() {
+            let Some(ev) = self.translate(up, &mut call, &conn) else { continue };
+            let last = ev.last;
+            if tx.send(ev).await.is_err() || last {
                 return;
             }
         }
+    }
+
+    fn timed_out(&self) -> String {
+        jsonrpc::response(&self.req_id, &Err(ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw()))
+    }
+
+    /// What the client sees of one upcall, if anything. A server request
+    /// parks the call (taking it out of `call`) and ends the exchange with an
+    /// `InputRequiredResult`.
+    fn translate(&self, up: Upcall, call: &mut Option<Call>, conn: &Connection) -> Option<Event> {
+        Some(match up {
+            Upcall::Progress(p) => Event::message(notification("notifications/progress", &p)),
+            Upcall::Log(p) => {
+                let min = self.log_level.as_deref()?;
+                if !era::log_passes(p["level"].as_str().unwrap_or("info"), min) {
+                    return None;
+                }
+                Event::message(notification("notifications/message", &p))
+            }
+            Upcall::Tagged { method, params } => Event::message(notification(&method, &params)),
+            Upcall::ServerRequest { id, method, params } => {
+                if !self.legacy || !capable(&self.caps, &method) {
+                    let err = ErrorObject::new(
+                        code::METHOD_NOT_FOUND,
+                        format!("the client did not declare the capability {method} needs"),
+                    );
+                    conn.respond(&id, &Err(err.to_raw()));
+                    return None;
+                }
+                let key = "input-1".to_owned();
+                let mut request = json!({"method": method});
+                if let Some(p) = params {
+                    request["params"] = serde_json::from_str(p.get()).unwrap_or(Value::Null);
+                }
+                let state = self.front.continuations.park(
+                    call.take()?,
+                    conn.clone(),
+                    vec![(key.clone(), id)],
+                    self.binding.clone(),
+                );
+                let result = json!({
+                    "resultType": "input_required",
+                    "inputRequests": { key: request },
+                    "requestState": state,
+                });
+                Event::last(jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK)
+            }
+            Upcall::Done(outcome) => {
+                let status = status_for(&outcome);
+                let outcome = match outcome {
+                    Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),
+                    other => other,
+                };
+                Event::last(jsonrpc::response(&self.req_id, &outcome), status)
+            }
+        })
     }
 }
 
