@@ -90,7 +90,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("BERTH_WORKERS").ok().and_then(|v| v.parse().ok()) {
+        rt.worker_threads(n);
+    }
+    let rt = rt.enable_all().build().context("starting the async runtime")?;
     match cli.command {
         Command::Run(args) => rt.block_on(run(args)),
     }

@@ -16,11 +16,12 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::lines::{Frame, LineReader};
 use super::stderr;
+use super::stdin::Stdin;
 use crate::jsonrpc::{self, ErrorObject, Outcome, code};
 use berth_sandbox::{ExitStatus, Instance};
 
@@ -87,12 +88,12 @@ struct Pending {
 }
 
 struct Shared {
-    out: mpsc::UnboundedSender<String>,
+    stdin: Stdin,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     /// Cleared the moment stdout closes or stdin breaks, before the reason
     /// (the exit status) is known, so no new call is sent to a dying server.
-    alive: AtomicBool,
+    alive: Arc<AtomicBool>,
     closed: watch::Sender<Option<String>>,
     events: broadcast::Sender<Arc<Broadcast>>,
 }
@@ -117,21 +118,22 @@ impl Connection {
     pub fn start(instance: Instance, limits: Limits, events: broadcast::Sender<Arc<Broadcast>>, name: &str) -> Self {
         let Instance { stdin, stdout, stderr, mut control } = instance;
         let pid = control.pid();
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (closed, _) = watch::channel(None);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let alive = Arc::new(AtomicBool::new(true));
+        let broken = alive.clone();
+        let stdin = Stdin::start(stdin, stop_rx, move || broken.store(false, Ordering::Release));
         let shared = Arc::new(Shared {
-            out: out_tx,
+            stdin,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            alive: AtomicBool::new(true),
+            alive,
             closed,
             events,
         });
         let (owner_tx, owner_rx) = oneshot::channel::<()>();
-        let (stop_tx, stop_rx) = watch::channel(false);
         let (exit_tx, exit_rx) = watch::channel::<Option<ExitStatus>>(None);
 
-        tokio::spawn(write_loop(shared.clone(), stdin, out_rx, stop_rx));
         tokio::spawn(read_loop(shared.clone(), stdout, limits.max_line, exit_rx));
         tokio::spawn(stderr::capture(stderr, name.to_owned(), pid));
         let grace = limits.exit_grace;
@@ -212,7 +214,7 @@ impl Connection {
         let params = params.map(|p| jsonrpc::to_raw(&p));
         let id_raw = jsonrpc::to_raw(&Value::from(id));
         let line = jsonrpc::request(Some(&id_raw), method, params.as_deref());
-        if self.shared.out.send(line).is_err() {
+        if !self.shared.stdin.send(&line) {
             self.shared.pending.lock().remove(&id);
             return Err(unavailable("server stdin is closed"));
         }
@@ -231,7 +233,7 @@ impl Connection {
     /// Sends a notification.
     pub fn notify(&self, method: &str, params: Option<Value>) {
         let params = params.map(|p| jsonrpc::to_raw(&p));
-        let _ = self.shared.out.send(jsonrpc::request(None, method, params.as_deref()));
+        self.shared.stdin.send(&jsonrpc::request(None, method, params.as_deref()));
     }
 
     /// Sends a request whose answer nobody needs.
@@ -243,7 +245,7 @@ impl Connection {
 
     /// Answers a request the server sent.
     pub fn respond(&self, id: &RawValue, outcome: &Outcome) {
-        let _ = self.shared.out.send(jsonrpc::response(id, outcome));
+        self.shared.stdin.send(&jsonrpc::response(id, outcome));
     }
 
     /// Listens to notifications meant for everyone.
@@ -295,7 +297,7 @@ impl Call {
                 Upcall::Done(outcome) => return outcome,
                 Upcall::ServerRequest { id, method, .. } => {
                     let err = ErrorObject::new(code::METHOD_NOT_FOUND, format!("{method} is not available here"));
-                    let _ = self.shared.out.send(jsonrpc::response(&id, &Err(err.to_raw())));
+                    self.shared.stdin.send(&jsonrpc::response(&id, &Err(err.to_raw())));
                 }
                 _ => {}
             }
@@ -316,35 +318,9 @@ impl Drop for Call {
         }
         if self.shared.pending.lock().remove(&self.id).is_some() && self.shared.closed.borrow().is_none() {
             let params = jsonrpc::to_raw(&json!({"requestId": self.id, "reason": "client went away"}));
-            let _ = self.shared.out.send(jsonrpc::request(None, "notifications/cancelled", Some(&params)));
+            self.shared.stdin.send(&jsonrpc::request(None, "notifications/cancelled", Some(&params)));
         }
     }
-}
-
-async fn write_loop(
-    shared: Arc<Shared>,
-    mut stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-    mut rx: mpsc::UnboundedReceiver<String>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let line = tokio::select! {
-            line = rx.recv() => match line { Some(l) => l, None => break },
-            _ = stop.changed() => break,
-        };
-        let mut buf = line.into_bytes();
-        buf.push(b'\n');
-        // Batch whatever else is already queued into the same write.
-        while let Ok(more) = rx.try_recv() {
-            buf.extend_from_slice(more.as_bytes());
-            buf.push(b'\n');
-        }
-        if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
-            shared.alive.store(false, Ordering::Release);
-            break;
-        }
-    }
-    let _ = stdin.shutdown().await;
 }
 
 #[derive(Deserialize)]
@@ -432,7 +408,7 @@ fn route(shared: &Shared, line: &[u8]) {
 
 fn server_request(shared: &Shared, id: &RawValue, method: String, params: Option<&RawValue>) {
     if method == "ping" {
-        let _ = shared.out.send(jsonrpc::response(id, &Ok(jsonrpc::to_raw(&json!({})))));
+        shared.stdin.send(&jsonrpc::response(id, &Ok(jsonrpc::to_raw(&json!({})))));
         return;
     }
     let relayed = {
@@ -455,7 +431,7 @@ fn server_request(shared: &Shared, id: &RawValue, method: String, params: Option
     }
     if method == "roots/list" {
         // A server shared by several clients has no roots of its own.
-        let _ = shared.out.send(jsonrpc::response(id, &Ok(jsonrpc::to_raw(&json!({"roots": []})))));
+        shared.stdin.send(&jsonrpc::response(id, &Ok(jsonrpc::to_raw(&json!({"roots": []})))));
         return;
     }
     // Several callers share this server and the request names none of them:
@@ -465,7 +441,7 @@ fn server_request(shared: &Shared, id: &RawValue, method: String, params: Option
         code::INTERNAL_ERROR,
         format!("berth cannot route {method}: no single client request is in flight on this shared server"),
     );
-    let _ = shared.out.send(jsonrpc::response(id, &Err(err.to_raw())));
+    shared.stdin.send(&jsonrpc::response(id, &Err(err.to_raw())));
 }
 
 fn notification(shared: &Shared, method: String, params: Option<&RawValue>) {

@@ -6,6 +6,7 @@ mod handshake;
 mod host;
 mod lines;
 mod stderr;
+mod stdin;
 
 pub use connection::{Broadcast, Call, Connection, Limits, Upcall};
 pub use handshake::{Era, ServerProfile};
