@@ -31,6 +31,8 @@ SERVERS = {
     "everything": ["node", str(NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"), "stdio"],
     "time": [str(VENV_BIN / "mcp-server-time"), "--local-timezone", "UTC"],
     "first-party": [TESTSERVER],
+    # The README's quick start, exactly as a user types it (version pinned).
+    "everything-npx": ["npx", "-y", "@modelcontextprotocol/server-everything@2026.8.31"],
     "modern": [str(VENV_BIN / "python"), str(REPO / "tests" / "servers" / "modern_server.py")],
 }
 

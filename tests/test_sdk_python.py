@@ -30,7 +30,7 @@ class Profile:
     resource_updates: tuple[str, str] | None = None  # (uri, tool that starts updates)
 
 
-PROFILES = {
+PROFILES: dict[str, Profile] = {
     "everything": Profile(
         echo=("echo", {"message": UNICODE}, UNICODE),
         structured=("get-structured-content", {"location": "Chicago"}, "temperature"),
@@ -44,6 +44,8 @@ PROFILES = {
         echo=("convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}, "Asia/Tokyo"),
         structured=("get_current_time", {"timezone": "Europe/Paris"}, "timezone"),
     ),
+    # Same server, started the way the README's quick start starts it.
+    "everything-npx": None,  # filled in below
     "first-party": Profile(
         echo=("echo", {"text": UNICODE}, UNICODE),
         structured=("add", {"a": 40, "b": 2}, "sum"),
@@ -67,6 +69,9 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+PROFILES["everything-npx"] = PROFILES["everything"]
 
 
 def having(feature: str | None = None):

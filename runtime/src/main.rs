@@ -13,6 +13,9 @@ use berth_sandbox::process::ProcessSandbox;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+/// How long in-flight requests may run after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// The default listen address of `berth run`.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8378";
 
@@ -139,7 +142,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::warn!(error = %err.message, "server did not start; will retry on first request");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    let closer = front.clone();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        closer.close();
+    });
+    // In-flight requests get a grace period to finish; then berth exits anyway.
+    let mut serve = std::pin::pin!(serve.into_future());
+    tokio::select! {
+        res = &mut serve => res.context("serving HTTP")?,
+        _ = async { front.closed().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; exiting");
+        }
+    }
     host.shutdown();
     Ok(())
 }

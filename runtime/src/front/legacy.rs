@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::modern::{capable, notification};
-use super::reply::{self, Event, HeaderMapExtra};
+use super::reply::{self, Event};
 use super::session::{GET_STREAM, Session};
 use super::{Front, guard};
 use crate::era;
@@ -295,7 +295,7 @@ pub fn get_stream(front: &Front, headers: &HeaderMap, session: Arc<Session>) -> 
     let (tx, rx) = mpsc::channel(1024);
     session.open_get_stream(tx.clone(), headers.get("last-event-id").and_then(|v| v.to_str().ok()));
     tokio::spawn(forward_changes(front.host.subscribe(), session, tx));
-    reply::stream(None, rx, front.config.keepalive, HeaderMapExtra::default())
+    reply::stream(None, rx, front.config.keepalive, Some(front.closing()))
 }
 
 async fn forward_changes(

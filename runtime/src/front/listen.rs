@@ -8,19 +8,19 @@
 use std::sync::Arc;
 
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::Front;
 use super::modern::notification;
-use super::reply::{self, Event, HeaderMapExtra};
+use super::reply::{self, Event};
 use crate::era::meta;
 use crate::jsonrpc::{self, Request};
 use crate::upstream::{Broadcast, Era, Upcall};
 
 /// Opens the stream.
-pub async fn open(front: Arc<Front>, _headers: &HeaderMap, req: Request) -> Response {
+pub async fn open(front: Arc<Front>, req: Request) -> Response {
     let ready = match front.host.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
@@ -44,16 +44,11 @@ pub async fn open(front: Arc<Front>, _headers: &HeaderMap, req: Request) -> Resp
         let events = front.host.subscribe();
         let ack = json!({"notifications": honored, "_meta": {meta::SUBSCRIPTION_ID: sub_id}});
         let first = Event::message(notification("notifications/subscriptions/acknowledged", &ack));
-        if tx.try_send(first).is_err() {
-            return reply::error(
-                StatusCode::OK,
-                Some(&req.id),
-                &jsonrpc::ErrorObject::new(jsonrpc::code::INTERNAL_ERROR, "stream"),
-            );
-        }
-        tokio::spawn(forward(events, honored, sub_id, tx));
+        // A fresh channel always has room for the first event.
+        let _ = tx.try_send(first);
+        tokio::spawn(forward(events, honored, sub_id, tx, req.id.clone(), front.closing()));
     }
-    reply::stream(None, rx, front.config.keepalive, HeaderMapExtra::default())
+    reply::stream(None, rx, front.config.keepalive, None)
 }
 
 /// The part of the client's filter this server can honour.
@@ -96,11 +91,19 @@ async fn forward(
     honored: Value,
     sub_id: Value,
     tx: mpsc::Sender<Event>,
+    id: Box<serde_json::value::RawValue>,
+    mut closing: watch::Receiver<bool>,
 ) {
     loop {
         let ev = tokio::select! {
             ev = events.recv() => ev,
             _ = tx.closed() => return,
+            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                // Graceful closure: the listen request's own response ends the stream.
+                let done = json!({"resultType": "complete", "_meta": {meta::SUBSCRIPTION_ID: sub_id}});
+                let _ = tx.send(Event::last(jsonrpc::response(&id, &Ok(jsonrpc::to_raw(&done))), StatusCode::OK)).await;
+                return;
+            }
         };
         let ev = match ev {
             Ok(ev) => ev,

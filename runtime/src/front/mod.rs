@@ -70,6 +70,8 @@ impl Default for FrontConfig {
 pub struct Front {
     host: Arc<Host>,
     config: FrontConfig,
+    /// Turns true when berth is shutting down: long-lived streams end.
+    closing: tokio::sync::watch::Sender<bool>,
     sessions: Sessions,
     continuations: Continuations,
 }
@@ -81,6 +83,7 @@ impl Front {
             host,
             sessions: Sessions::new(config.max_sessions, config.session_idle),
             continuations: Continuations::new(config.input_timeout),
+            closing: tokio::sync::watch::Sender::new(false),
             config,
         });
         let weak = Arc::downgrade(&front);
@@ -94,6 +97,21 @@ impl Front {
             }
         });
         front
+    }
+
+    /// Ends long-lived streams (GET streams, subscriptions) so a graceful
+    /// shutdown is not held open by clients that never hang up.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Front::close`] has been called.
+    pub async fn closed(&self) {
+        let _ = self.closing.subscribe().wait_for(|c| *c).await;
+    }
+
+    fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// The axum router serving this endpoint at `path`.

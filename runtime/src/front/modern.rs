@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::continuation::binding;
-use super::reply::{self, Event, HeaderMapExtra};
+use super::reply::{self, Event};
 use super::{Front, guard};
 use crate::era::{self, meta};
 use crate::jsonrpc::{self, ErrorObject, Outcome, Request, code};
@@ -32,7 +32,7 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
     match req.method.as_str() {
         "ping" => return reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(complete(json!({}))))),
         "server/discover" => return discover(&front, &req).await,
-        "subscriptions/listen" => return super::listen::open(front, headers, req).await,
+        "subscriptions/listen" => return super::listen::open(front, req).await,
         m if REMOVED.contains(&m) => {
             let err = ErrorObject::new(code::METHOD_NOT_FOUND, format!("{m} does not exist in {}", era::MODERN));
             return reply::error(StatusCode::NOT_FOUND, Some(&req.id), &err);
@@ -202,7 +202,7 @@ impl Relay {
             if let Some(call) = call.take() {
                 tokio::spawn(self.stream(call, conn, tx, deadline));
             }
-            return reply::stream(None, rx, keepalive, HeaderMapExtra::default());
+            return reply::stream(None, rx, keepalive, None);
         }
         StatusCode::INTERNAL_SERVER_ERROR.into_response()
     }

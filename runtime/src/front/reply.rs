@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::jsonrpc::{self, ErrorObject};
 
@@ -76,31 +76,43 @@ pub async fn respond(mut rx: mpsc::Receiver<Event>, sse: bool, keepalive: Durati
         }
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    stream(Some(first), rx, keepalive, HeaderMapExtra::default())
+    stream(Some(first), rx, keepalive, None)
 }
 
-/// Extra headers on an SSE response.
-#[derive(Debug, Default)]
-pub struct HeaderMapExtra(pub Vec<(&'static str, String)>);
-
 /// An SSE response carrying `first` and then everything from `rx` until the
-/// last event, with comment keep-alives in quiet periods.
-pub fn stream(first: Option<Event>, rx: mpsc::Receiver<Event>, keepalive: Duration, extra: HeaderMapExtra) -> Response {
-    let state = (first, rx, tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive), false);
-    let body = futures_util::stream::unfold(state, |(first, mut rx, mut tick, done)| async move {
+/// last event, with comment keep-alives in quiet periods. With `closing`, the
+/// stream also ends when berth shuts down.
+pub fn stream(
+    first: Option<Event>,
+    rx: mpsc::Receiver<Event>,
+    keepalive: Duration,
+    closing: Option<watch::Receiver<bool>>,
+) -> Response {
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let state = (first, rx, tick, closing, false);
+    let body = futures_util::stream::unfold(state, |(first, mut rx, mut tick, mut closing, done)| async move {
         if done {
             return None;
         }
         if let Some(ev) = first {
             let last = ev.last;
-            return Some((Ok::<_, Infallible>(encode(&ev)), (None, rx, tick, last)));
+            return Some((Ok::<_, Infallible>(encode(&ev)), (None, rx, tick, closing, last)));
         }
+        let shutdown = async {
+            match closing.as_mut() {
+                Some(c) => {
+                    let _ = c.wait_for(|closing| *closing).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(ev) => { let last = ev.last; Some((Ok(encode(&ev)), (None, rx, tick, last))) }
+                Some(ev) => { let last = ev.last; Some((Ok(encode(&ev)), (None, rx, tick, closing, last))) }
                 None => None,
             },
-            _ = tick.tick() => Some((Ok(Bytes::from_static(b":\n\n")), (None, rx, tick, false))),
+            _ = tick.tick() => Some((Ok(Bytes::from_static(b":\n\n")), (None, rx, tick, closing, false))),
+            _ = shutdown => None,
         }
     });
     let mut res = Response::new(Body::from_stream(body));
@@ -108,11 +120,6 @@ pub fn stream(first: Option<Event>, rx: mpsc::Receiver<Event>, keepalive: Durati
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    for (k, v) in extra.0 {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
     res
 }
 
