@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, oneshot};
 
@@ -139,111 +140,141 @@ impl Caller for Direct {
 
 // ---- HTTP callers ------------------------------------------------------------
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client")
+/// One keep-alive HTTP/1.1 connection speaking just enough of the protocol
+/// for these exchanges: a lean client, so the numbers are the servers' and
+/// not a client library's.
+struct Http {
+    conn: Mutex<BufReader<TcpStream>>,
+    host: String,
+    path: String,
+}
+
+impl Http {
+    async fn connect(url: &str) -> Self {
+        let rest = url.strip_prefix("http://").expect("http url");
+        let (host, path) = rest.split_once('/').expect("path");
+        let stream = TcpStream::connect(host).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self { conn: Mutex::new(BufReader::new(stream)), host: host.to_owned(), path: format!("/{path}") }
+    }
+
+    /// Sends a POST and returns the response headers (lower-cased) and body.
+    async fn post(&self, headers: &[(&str, &str)], body: &str) -> (String, String) {
+        let mut req = format!(
+            "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n",
+            self.path,
+            self.host,
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        let mut conn = self.conn.lock().await;
+        conn.get_mut().write_all(req.as_bytes()).await.expect("write");
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).await.expect("read");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        let header = |name: &str| head.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()));
+        let mut body = Vec::new();
+        if let Some(len) = header("content-length:") {
+            body.resize(len.parse().expect("length"), 0);
+            conn.read_exact(&mut body).await.expect("body");
+        } else if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                conn.read_line(&mut size).await.expect("chunk size");
+                let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
+                let mut chunk = vec![0; n + 2];
+                conn.read_exact(&mut chunk).await.expect("chunk");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        (head, String::from_utf8(body).expect("utf-8"))
+    }
 }
 
 /// A 2026-07-28 client: stateless POSTs.
 struct Modern {
-    client: reqwest::Client,
-    url: String,
+    http: Http,
     method: &'static str,
     body: String,
 }
 
 impl Modern {
-    fn new(client: reqwest::Client, url: &str) -> Self {
-        Self::with(client, url, "tools/call", json!({"name": "echo", "arguments": {"text": MESSAGE}}))
+    async fn new(url: &str) -> Self {
+        Self::with(url, "tools/call", json!({"name": "echo", "arguments": {"text": MESSAGE}})).await
     }
 
-    /// `ping` is answered by berth itself: the cost of HTTP alone.
-    fn ping(client: reqwest::Client, url: &str) -> Self {
-        Self::with(client, url, "ping", json!({}))
+    /// `ping` is answered by berth itself: the cost of the HTTP exchange alone.
+    async fn ping(url: &str) -> Self {
+        Self::with(url, "ping", json!({})).await
     }
 
-    fn with(client: reqwest::Client, url: &str, method: &'static str, mut params: Value) -> Self {
+    async fn with(url: &str, method: &'static str, mut params: Value) -> Self {
         params["_meta"] = json!({
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"},
             "io.modelcontextprotocol/clientCapabilities": {}});
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        Self { client, url: url.to_owned(), method, body: body.to_string() }
+        Self { http: Http::connect(url).await, method, body: body.to_string() }
     }
 }
 
 impl Caller for Modern {
     async fn call(&self) {
-        let mut req = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", self.method);
+        let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", self.method)];
         if self.method == "tools/call" {
-            req = req.header("mcp-name", "echo");
+            headers.push(("mcp-name", "echo"));
         }
-        let r = req.body(self.body.clone()).send().await.expect("POST");
-        assert!(r.status().is_success());
-        let text = r.text().await.expect("body");
-        assert!(text.contains("\"result\""), "{text}");
+        let (_, body) = self.http.post(&headers, &self.body).await;
+        assert!(body.contains("\"result\""), "{body}");
     }
 }
 
 /// A legacy client with its own session.
 struct Legacy {
-    client: reqwest::Client,
-    url: String,
+    http: Http,
     session: String,
     body: String,
 }
 
 impl Legacy {
-    async fn open(client: reqwest::Client, url: &str) -> Self {
+    async fn open(url: &str) -> Self {
+        let http = Http::connect(url).await;
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
-        let r = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(init.to_string())
-            .send()
-            .await
-            .expect("initialize");
-        let session = r.headers().get("mcp-session-id").expect("session id").to_str().expect("ascii").to_owned();
-        let _ = r.text().await;
-        let me = Self {
-            client,
-            url: url.to_owned(),
-            session,
-            body: json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "echo", "arguments": {"text": MESSAGE}}})
-            .to_string(),
-        };
+        let (head, _) = http.post(&[], &init.to_string()).await;
+        let session =
+            head.lines().find_map(|l| l.strip_prefix("mcp-session-id:")).expect("session id").trim().to_owned();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": MESSAGE}}})
+        .to_string();
+        let me = Self { http, session, body };
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
-        let _ = me.post(note).await;
+        me.post(&note).await;
         me
     }
 
-    async fn post(&self, body: String) -> String {
-        let r = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("mcp-session-id", &self.session)
-            .body(body)
-            .send()
-            .await
-            .expect("POST");
-        r.text().await.expect("body")
+    async fn post(&self, body: &str) -> String {
+        let headers = [("mcp-protocol-version", "2025-11-25"), ("mcp-session-id", self.session.as_str())];
+        self.http.post(&headers, body).await.1
     }
 }
 
 impl Caller for Legacy {
     async fn call(&self) {
-        let text = self.post(self.body.clone()).await;
+        let text = self.post(&self.body).await;
         assert!(text.contains("\"result\""), "{text}");
     }
 }
@@ -321,26 +352,28 @@ async fn main() {
         results.insert(("direct", c), s);
 
         let (_b, url) = start_berth(&berth, &server).await;
-        let client = http();
-        let s = measure((0..c).map(|_| Arc::new(Modern::ping(client.clone(), &url))).collect(), calls).await;
-        row("berth ping (HTTP only)", c, s);
-        results.insert(("http", c), s);
-        let s = measure((0..c).map(|_| Arc::new(Modern::new(client.clone(), &url))).collect(), calls).await;
-        row("berth, modern client", c, s);
-        results.insert(("berth", c), s);
+        let mut ping = Vec::new();
+        let mut modern = Vec::new();
         let mut legacy = Vec::new();
         for _ in 0..c {
-            legacy.push(Arc::new(Legacy::open(client.clone(), &url).await));
+            ping.push(Arc::new(Modern::ping(&url).await));
+            modern.push(Arc::new(Modern::new(&url).await));
+            legacy.push(Arc::new(Legacy::open(&url).await));
         }
+        let s = measure(ping, calls).await;
+        row("berth ping (HTTP only)", c, s);
+        results.insert(("http", c), s);
+        let s = measure(modern, calls).await;
+        row("berth, modern client", c, s);
+        results.insert(("berth", c), s);
         let s = measure(legacy, calls).await;
         row("berth, legacy client", c, s);
 
         if let Some(sg) = &sg {
             let (_g, url) = start_supergateway(sg, &server).await;
-            let client = http();
             let mut callers = Vec::new();
             for _ in 0..c {
-                callers.push(Arc::new(Legacy::open(client.clone(), &url).await));
+                callers.push(Arc::new(Legacy::open(&url).await));
             }
             let s = measure(callers, calls.min(2000)).await;
             row("supergateway", c, s);
