@@ -42,6 +42,16 @@ def sse_messages(text: str) -> list[dict]:
     return out
 
 
+def iter_sse(resp: httpx.Response):
+    """Yields the JSON messages of a streaming SSE response as they arrive."""
+    buf = ""
+    for chunk in resp.iter_text():
+        buf += chunk
+        while "\n\n" in buf:
+            block, buf = buf.split("\n\n", 1)
+            yield from sse_messages(block + "\n\n")
+
+
 def messages(resp: httpx.Response) -> list[dict]:
     ct = resp.headers.get("content-type", "")
     if ct.startswith("text/event-stream"):

@@ -10,7 +10,7 @@ import threading
 import httpx
 import pytest
 
-from mcp_http import LegacySession, messages, modern_body, modern_headers, sse_messages
+from mcp_http import LegacySession, iter_sse, messages, modern_body, modern_headers
 
 SERVER = "everything"
 ELICIT_CAPS = {"elicitation": {"form": {}}}
@@ -87,17 +87,12 @@ def test_legacy_client_gets_server_request_over_sse_and_answers_it(url):
     got: list[dict] = []
     with s.client.stream("POST", url, content=json.dumps(body), headers=s.headers()) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        buf = ""
-        for chunk in r.iter_text():
-            buf += chunk
-            while "\n\n" in buf:
-                block, buf = buf.split("\n\n", 1)
-                for m in sse_messages(block + "\n\n"):
-                    got.append(m)
-                    if m.get("method") == "elicitation/create":
-                        answer = {"jsonrpc": "2.0", "id": m["id"], "result": ANSWER}
-                        assert s.post(answer).status_code == 202
-            if got and got[-1].get("id") == 7:
+        for m in iter_sse(r):
+            got.append(m)
+            if m.get("method") == "elicitation/create":
+                answer = {"jsonrpc": "2.0", "id": m["id"], "result": ANSWER}
+                assert s.post(answer).status_code == 202
+            if m.get("id") == 7:
                 break
     assert got[0]["method"] == "elicitation/create"
     assert got[-1]["id"] == 7
@@ -123,13 +118,9 @@ def test_legacy_stream_resumes_from_last_event_id(url):
     # A GET stream stays open; read until the final response arrives.
     msgs: list[dict] = []
     with s.client.stream("GET", url, headers={**s.headers(), "Accept": "text/event-stream", "Last-Event-ID": first_id}) as r:
-        buf = ""
-        for chunk in r.iter_text():
-            buf += chunk
-            while "\n\n" in buf:
-                block, buf = buf.split("\n\n", 1)
-                msgs.extend(sse_messages(block + "\n\n"))
-            if any(m.get("id") == 11 for m in msgs):
+        for m in iter_sse(r):
+            msgs.append(m)
+            if m.get("id") == 11:
                 break
     progress = [m for m in msgs if m.get("method") == "notifications/progress"]
     assert [p["params"]["progress"] for p in progress] == [2, 3]
@@ -145,13 +136,9 @@ def test_legacy_get_stream_receives_list_changed(url, berth_factory):
 
     def listen():
         with s.client.stream("GET", b.url, headers={**s.headers(), "Accept": "text/event-stream"}, timeout=20) as r:
-            buf = ""
-            for chunk in r.iter_text():
-                buf += chunk
-                while "\n\n" in buf:
-                    block, buf = buf.split("\n\n", 1)
-                    got.extend(sse_messages(block + "\n\n"))
-                if any(m.get("method") == "notifications/resources/updated" for m in got) or done.is_set():
+            for m in iter_sse(r):
+                got.append(m)
+                if m.get("method") == "notifications/resources/updated" or done.is_set():
                     return
 
     t = threading.Thread(target=listen, daemon=True)

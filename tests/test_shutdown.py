@@ -7,9 +7,11 @@ import signal
 import threading
 import time
 
-from mcp_http import LegacySession, modern_body, modern_headers, sse_messages
-from test_failures import pid_alive, whoami
+import httpx
+
 from conftest import wait_for
+from mcp_http import LegacySession, iter_sse, modern_body, modern_headers
+from test_failures import pid_alive, whoami
 
 
 def test_sigterm_with_open_streams_exits_and_closes_subscriptions_gracefully(berth_factory):
@@ -29,16 +31,10 @@ def test_sigterm_with_open_streams_exits_and_closes_subscriptions_gracefully(ber
 
     def listen():
         body = modern_body("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, id="sub-1")
-        import httpx
-
         with httpx.stream("POST", b.url, json=body, headers=modern_headers(body), timeout=30) as r:
-            buf = ""
-            for chunk in r.iter_text():
-                buf += chunk
-                while "\n\n" in buf:
-                    block, buf = buf.split("\n\n", 1)
-                    got.extend(sse_messages(block + "\n\n"))
-                    opened.set()
+            for m in iter_sse(r):
+                got.append(m)
+                opened.set()
 
     threads = [threading.Thread(target=get_stream, daemon=True), threading.Thread(target=listen, daemon=True)]
     for t in threads:

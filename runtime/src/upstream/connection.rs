@@ -176,24 +176,6 @@ impl Connection {
         self.shared.closed.borrow().clone()
     }
 
-    /// Resolves when the server has gone away.
-    pub async fn wait_closed(&self) -> String {
-        let mut rx = self.shared.closed.subscribe();
-        loop {
-            if let Some(reason) = rx.borrow_and_update().clone() {
-                return reason;
-            }
-            if rx.changed().await.is_err() {
-                return "connection dropped".into();
-            }
-        }
-    }
-
-    /// How many requests are waiting for the server.
-    pub fn in_flight(&self) -> usize {
-        self.shared.pending.lock().len()
-    }
-
     /// Sends a request. `params._meta.progressToken` is replaced by berth's id
     /// and restored on the way back. With `relay`, server requests and logs
     /// may be attributed to this call (see [`Upcall`]).
@@ -247,11 +229,6 @@ impl Connection {
     pub fn respond(&self, id: &RawValue, outcome: &Outcome) {
         self.shared.stdin.send(&jsonrpc::response(id, outcome));
     }
-
-    /// Listens to notifications meant for everyone.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Broadcast>> {
-        self.shared.events.subscribe()
-    }
 }
 
 fn unavailable(reason: &str) -> ErrorObject {
@@ -267,11 +244,6 @@ pub struct Call {
 }
 
 impl Call {
-    /// berth's id for this request at the server.
-    pub fn upstream_id(&self) -> u64 {
-        self.id
-    }
-
     /// The next thing the server sent for this call. After [`Upcall::Done`]
     /// the call is finished; calling again returns an error outcome.
     pub async fn next(&mut self) -> Upcall {
