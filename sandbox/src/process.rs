@@ -35,6 +35,9 @@ fn spawn(spec: &SandboxSpec) -> Result<Instance, SandboxError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that killing it reaches the processes it
+        // starts (an `npx` or `uvx` launcher runs the real server as a child).
+        .process_group(0)
         .kill_on_drop(true);
     for name in &spec.inherit_env {
         if let Some(value) = std::env::var_os(name) {
@@ -93,7 +96,23 @@ impl InstanceControl for ProcessControl {
     }
 
     fn kill(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
-        Box::pin(async move { self.child.kill().await.map_err(SandboxError::Control) })
+        Box::pin(async move {
+            kill_group(self.child.id());
+            self.child.kill().await.map_err(SandboxError::Control)
+        })
+    }
+}
+
+impl Drop for ProcessControl {
+    fn drop(&mut self) {
+        kill_group(self.child.id());
+    }
+}
+
+/// SIGKILLs the process group led by `pid` (a no-op once it is reaped).
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -125,6 +144,31 @@ mod tests {
         let mut out = String::new();
         inst.stdout.read_to_string(&mut out).await.expect("read");
         assert_eq!(out, "ONLY=me\n");
+    }
+
+    #[tokio::test]
+    async fn kill_reaches_grandchildren() {
+        let mut spec = SandboxSpec::command("sh", ["-c", "sleep 300 & echo $!; wait"]);
+        spec.inherit_env.push("PATH".into());
+        let mut inst = ProcessSandbox.launch(&spec).await.expect("launch");
+        let mut line = String::new();
+        let mut byte = [0u8; 1];
+        while inst.stdout.read(&mut byte).await.expect("read") == 1 && byte[0] != b'\n' {
+            line.push(byte[0] as char);
+        }
+        let grandchild = nix::unistd::Pid::from_raw(line.trim().parse().expect("pid"));
+        inst.control.kill().await.expect("kill");
+        drop(inst);
+        for _ in 0..100 {
+            // Reaped by init once dead; ESRCH or a zombie both mean gone.
+            let gone = nix::sys::signal::kill(grandchild, None).is_err()
+                || std::fs::read_to_string(format!("/proc/{grandchild}/stat")).is_ok_and(|s| s.contains(") Z "));
+            if gone {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("grandchild {grandchild} survived");
     }
 
     #[tokio::test]
