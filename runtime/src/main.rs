@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use berth_runtime::front::{Front, FrontConfig};
 use berth_runtime::upstream::{Era, Host, HostConfig};
-use berth_sandbox::SandboxSpec;
+use berth_sandbox::native::NativeSandbox;
 use berth_sandbox::process::ProcessSandbox;
+use berth_sandbox::{Limits, Mount, Sandbox, SandboxSpec};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +45,19 @@ struct RunArgs {
     /// Sandbox backend.
     #[arg(long, value_enum, default_value_t = SandboxKind::None)]
     sandbox: SandboxKind,
+    /// Host path visible inside the sandbox at the same path, read-only;
+    /// append `:rw` to make it writable (repeatable).
+    #[arg(long = "mount", value_name = "PATH[:rw]", value_parser = parse_mount)]
+    mounts: Vec<Mount>,
+    /// Memory limit of the server, e.g. `256M` or `1G` (native sandbox).
+    #[arg(long, value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Most processes and threads the server may have (native sandbox).
+    #[arg(long)]
+    pids: Option<u64>,
+    /// CPU limit in cores, e.g. `0.5` (native sandbox).
+    #[arg(long)]
+    cpus: Option<f64>,
     /// The server's protocol era, if known; probed otherwise.
     #[arg(long, value_enum, default_value_t = EraArg::Auto)]
     era: EraArg,
@@ -71,6 +85,30 @@ struct RunArgs {
 enum SandboxKind {
     /// No isolation: a plain child process.
     None,
+    /// Linux namespaces, a private read-only root, no privileges, seccomp, cgroup limits.
+    Native,
+}
+
+fn parse_mount(s: &str) -> Result<Mount, String> {
+    let (path, writable) = match s.strip_suffix(":rw") {
+        Some(p) => (p, true),
+        None => (s.strip_suffix(":ro").unwrap_or(s), false),
+    };
+    let path = std::path::Path::new(path);
+    if !path.is_absolute() {
+        return Err(format!("mount path must be absolute: '{s}'"));
+    }
+    Ok(Mount { path: path.to_path_buf(), writable })
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mul) = match s.trim().to_ascii_uppercase() {
+        t if t.ends_with('G') => (t[..t.len() - 1].to_owned(), 1u64 << 30),
+        t if t.ends_with('M') => (t[..t.len() - 1].to_owned(), 1 << 20),
+        t if t.ends_with('K') => (t[..t.len() - 1].to_owned(), 1 << 10),
+        t => (t, 1),
+    };
+    num.parse::<u64>().map(|n| n * mul).map_err(|_| format!("expected a size like 256M, got '{s}'"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +126,8 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A sandbox init is this same executable; it must start before any thread.
+    berth_sandbox::native::run_init_if_requested();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -108,6 +148,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut spec = SandboxSpec::command(program.clone(), rest.iter().cloned());
     spec.inherit_env = vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()];
     spec.env = args.env;
+    spec.mounts = args.mounts;
+    spec.limits = Limits { memory: args.memory, pids: args.pids, cpus: args.cpus, ..Limits::default() };
     let mut host = HostConfig::new(program.clone(), spec);
     host.era = match args.era {
         EraArg::Auto => None,
@@ -115,8 +157,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         EraArg::Modern => Some(Era::Modern),
     };
     host.limits.max_line = args.max_line;
-    let sandbox = match args.sandbox {
+    let sandbox: Arc<dyn Sandbox> = match args.sandbox {
         SandboxKind::None => Arc::new(ProcessSandbox),
+        SandboxKind::Native => Arc::new(NativeSandbox::current_exe().context("--sandbox native")?),
     };
     let host = Arc::new(Host::new(host, sandbox));
 

@@ -16,6 +16,9 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// This host cannot run the backend; the message says what is missing.
+    #[error("sandbox unavailable: {0}")]
+    Unsupported(String),
     /// Controlling a running instance failed.
     #[error("instance control failed: {0}")]
     Control(#[source] io::Error),

@@ -6,17 +6,20 @@
 //! streams and a process handle; this crate knows nothing of MCP, HTTP or
 //! connectors, so a backend can be reasoned about (and attacked) on its own.
 //!
-//! Backends: [`process::ProcessSandbox`] (no isolation, `--sandbox none`). The
-//! namespace, WASI and container backends arrive with the sandboxes issue.
+//! Backends: [`process::ProcessSandbox`] (no isolation, `--sandbox none`) and
+//! [`native::NativeSandbox`] (namespaces, private root, no privileges,
+//! seccomp, cgroup limits). The WASI and container backends are to come.
 
 mod error;
 mod instance;
+#[cfg(target_os = "linux")]
+pub mod native;
 pub mod process;
 mod spec;
 
 pub use error::SandboxError;
 pub use instance::{ExitStatus, Instance, InstanceControl};
-pub use spec::SandboxSpec;
+pub use spec::{Limits, Mount, SandboxSpec};
 
 use std::future::Future;
 use std::pin::Pin;

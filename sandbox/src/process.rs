@@ -39,12 +39,7 @@ fn spawn(spec: &SandboxSpec) -> Result<Instance, SandboxError> {
         // starts (an `npx` or `uvx` launcher runs the real server as a child).
         .process_group(0)
         .kill_on_drop(true);
-    for name in &spec.inherit_env {
-        if let Some(value) = std::env::var_os(name) {
-            cmd.env(name, value);
-        }
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(spec.environment());
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
@@ -65,7 +60,7 @@ fn spawn(spec: &SandboxSpec) -> Result<Instance, SandboxError> {
 /// Asks the kernel to SIGKILL the child when berth's thread that forked it
 /// dies, so a `kill -9` of berth leaves no server running.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only makes the
     // async-signal-safe prctl syscall.
     unsafe {

@@ -8,6 +8,7 @@
 //! without it the server is legacy-only, like most servers in the wild.
 //! `--ignore-eof` keeps the process alive after stdin closes.
 
+mod hostile;
 mod output;
 mod server;
 

@@ -15,6 +15,7 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, schemars, tool, tool_hand
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::hostile;
 use crate::output::Garbage;
 
 /// Largest payload `large` returns.
@@ -93,6 +94,40 @@ pub struct Log {
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct Lines {
     lines: u32,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct PathArg {
+    path: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Count {
+    n: u32,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Megabytes {
+    mb: u64,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct WriteFile {
+    path: String,
+    bytes: u64,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Addr {
+    /// `ip:port`
+    addr: String,
+}
+
+/// A structured report, as text and as structured content.
+fn report(v: serde_json::Value) -> CallToolResult {
+    let mut r = text(v.to_string());
+    r.structured_content = Some(v);
+    r
 }
 
 fn text(s: impl Into<String>) -> CallToolResult {
@@ -253,6 +288,51 @@ impl TestServer {
             eprintln!("berth-testserver stderr line {i}");
         }
         text("ok")
+    }
+
+    #[tool(description = "Hostile: read a file.")]
+    async fn read_file(&self, Parameters(PathArg { path }): Parameters<PathArg>) -> CallToolResult {
+        report(hostile::read_file(&path))
+    }
+
+    #[tool(description = "Hostile: list a directory.")]
+    async fn list_dir(&self, Parameters(PathArg { path }): Parameters<PathArg>) -> CallToolResult {
+        report(hostile::list_dir(&path))
+    }
+
+    #[tool(description = "Hostile: capabilities, no_new_privs, seccomp and ids of this process.")]
+    async fn status(&self) -> CallToolResult {
+        report(hostile::status())
+    }
+
+    #[tool(description = "Hostile: try mount, unshare, ptrace, bpf, keyctl, setuid(0), chroot.")]
+    async fn syscalls(&self) -> CallToolResult {
+        report(hostile::syscalls())
+    }
+
+    #[tool(description = "Hostile: start up to n processes.")]
+    async fn fork_bomb(&self, Parameters(Count { n }): Parameters<Count>) -> CallToolResult {
+        report(tokio::task::spawn_blocking(move || hostile::fork_bomb(n)).await.unwrap_or_default())
+    }
+
+    #[tool(description = "Hostile: allocate and touch mb MiB.")]
+    async fn alloc(&self, Parameters(Megabytes { mb }): Parameters<Megabytes>) -> CallToolResult {
+        report(hostile::alloc(mb))
+    }
+
+    #[tool(description = "Hostile: write bytes to a file.")]
+    async fn write_file(&self, Parameters(WriteFile { path, bytes }): Parameters<WriteFile>) -> CallToolResult {
+        report(tokio::task::spawn_blocking(move || hostile::write_file(&path, bytes)).await.unwrap_or_default())
+    }
+
+    #[tool(description = "Hostile: open /dev/null up to n times.")]
+    async fn open_files(&self, Parameters(Count { n }): Parameters<Count>) -> CallToolResult {
+        report(hostile::open_files(n))
+    }
+
+    #[tool(description = "Hostile: try a TCP connection to ip:port.")]
+    async fn connect(&self, Parameters(Addr { addr }): Parameters<Addr>) -> CallToolResult {
+        report(tokio::task::spawn_blocking(move || hostile::connect(&addr)).await.unwrap_or_default())
     }
 
     #[tool(description = "Increment this process's counter and return it.")]

@@ -1,0 +1,150 @@
+//! Tools that each attempt one escape or abuse and report what happened, so
+//! the sandbox escape suite can drive them over MCP. They never hide a
+//! failure: every outcome is reported as data for the test to judge.
+
+#![allow(unsafe_code)] // raw system calls are the point of a hostile probe.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Reads a file (at most 64 KiB): `{ok, content}` or `{ok: false, error}`.
+pub fn read_file(path: &str) -> Value {
+    match std::fs::read(path) {
+        Ok(mut bytes) => {
+            bytes.truncate(64 << 10);
+            json!({"ok": true, "content": String::from_utf8_lossy(&bytes)})
+        }
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
+}
+
+/// Lists a directory's entry names.
+pub fn list_dir(path: &str) -> Value {
+    match std::fs::read_dir(path) {
+        Ok(rd) => {
+            let mut names: Vec<String> =
+                rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into()).collect();
+            names.sort();
+            json!({"ok": true, "entries": names})
+        }
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
+}
+
+/// Selected lines of `/proc/self/status`.
+pub fn status() -> Value {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':')
+            && ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh", "NoNewPrivs", "Seccomp", "Uid", "Gid"].contains(&k)
+        {
+            out.insert(k.to_owned(), v.trim().into());
+        }
+    }
+    Value::Object(out)
+}
+
+fn errno_of(ret: libc::c_long) -> String {
+    if ret < 0 { std::io::Error::last_os_error().to_string() } else { "ok".into() }
+}
+
+/// Tries system calls an escape needs; reports each outcome.
+pub fn syscalls() -> Value {
+    let target = c"/tmp";
+    let tmpfs = c"tmpfs";
+    // SAFETY: each call passes valid pointers or integers; failures are the expected outcome.
+    unsafe {
+        json!({
+            "mount": errno_of(libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()) as libc::c_long),
+            "unshare_user": errno_of(libc::unshare(libc::CLONE_NEWUSER) as libc::c_long),
+            "unshare_mount": errno_of(libc::unshare(libc::CLONE_NEWNS) as libc::c_long),
+            "ptrace": errno_of(libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0)),
+            "bpf": errno_of(libc::syscall(libc::SYS_bpf, 0, 0, 0)),
+            "keyctl": errno_of(libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0)),
+            "setuid_root": errno_of(libc::setuid(0) as libc::c_long),
+            "chroot": errno_of(libc::chroot(target.as_ptr()) as libc::c_long),
+        })
+    }
+}
+
+/// Starts up to `n` processes that sleep; reports how many started.
+pub fn fork_bomb(n: u32) -> Value {
+    let mut children = Vec::new();
+    let mut error = None;
+    for _ in 0..n {
+        match std::process::Command::new("/bin/sleep").arg("30").spawn() {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let started = children.len();
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    json!({"started": started, "error": error})
+}
+
+/// Allocates and touches `mb` MiB; reports if it survived.
+pub fn alloc(mb: u64) -> Value {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..mb {
+        blocks.push(vec![1u8; 1 << 20]);
+    }
+    json!({"allocated_mb": blocks.len()})
+}
+
+/// Writes `bytes` to `path`; reports how far it got.
+pub fn write_file(path: &str, bytes: u64) -> Value {
+    let mut f = match std::fs::File::create(path) {
+        Ok(f) => f,
+        Err(e) => return json!({"ok": false, "written": 0, "error": e.to_string()}),
+    };
+    let chunk = vec![b'x'; 1 << 20];
+    let mut written = 0u64;
+    while written < bytes {
+        let n = chunk.len().min((bytes - written) as usize);
+        if let Err(e) = f.write_all(&chunk[..n]) {
+            let _ = std::fs::remove_file(path);
+            return json!({"ok": false, "written": written, "error": e.to_string()});
+        }
+        written += n as u64;
+    }
+    let _ = std::fs::remove_file(path);
+    json!({"ok": true, "written": written})
+}
+
+/// Opens `/dev/null` up to `n` times; reports how many succeeded.
+pub fn open_files(n: u32) -> Value {
+    let mut files = Vec::new();
+    let mut error = None;
+    for _ in 0..n {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    json!({"opened": files.len(), "error": error})
+}
+
+/// Tries a TCP connection (1 s timeout).
+pub fn connect(addr: &str) -> Value {
+    let addr: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(e) => return json!({"ok": false, "error": e.to_string()}),
+    };
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        Ok(_) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
+}

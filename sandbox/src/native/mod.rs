@@ -1,0 +1,228 @@
+//! The `native` backend: a Linux process confined by namespaces, a private
+//! read-only root, an unprivileged user, no capabilities, `no_new_privs`, a
+//! seccomp filter, rlimits and a cgroup.
+//!
+//! berth launches its own executable as a small *init* (see [`run_init_if_requested`],
+//! which the binary calls first thing in `main`). The init is single-threaded,
+//! so it can do what a multi-threaded async process cannot safely do between
+//! `fork` and `exec`: join the cgroup, unshare namespaces, fork the
+//! namespace's PID 1, build and pivot into the new root, drop every privilege
+//! and exec the server. Killing the init (or berth) kills PID 1, and with it
+//! every process in the namespace.
+
+mod cgroup;
+mod init;
+mod root;
+mod seccomp;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+use tokio::process::{Child, Command};
+
+use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Limits, Mount, Sandbox, SandboxError, SandboxSpec};
+
+pub use init::run_init_if_requested;
+
+/// The environment variable that carries an init's instructions.
+const INIT_ENV: &str = "BERTH_SANDBOX_INIT";
+
+/// Defaults applied where a spec's [`Limits`] leave a value open.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    memory: Some(512 << 20),
+    pids: Some(256),
+    cpus: Some(1.0),
+    nofile: Some(1024),
+    file_size: Some(64 << 20),
+    tmpfs: Some(64 << 20),
+};
+
+/// The uid and gid sandboxed programs run as (`nobody`).
+pub const SANDBOX_ID: u32 = 65534;
+
+/// What the init needs, passed from berth through [`INIT_ENV`].
+#[derive(Debug, Serialize, Deserialize)]
+struct InitSpec {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    mounts: Vec<Mount>,
+    limits: Limits,
+    /// An empty directory to build the new root in (inside the new mount
+    /// namespace, so nothing is left on the host but the directory).
+    root: PathBuf,
+    /// `cgroup.procs` files the init adds itself to before anything else.
+    cgroup_procs: Vec<PathBuf>,
+}
+
+/// Runs programs in namespaces with a private root.
+#[derive(Debug, Clone)]
+pub struct NativeSandbox {
+    exe: PathBuf,
+    scratch: PathBuf,
+}
+
+impl NativeSandbox {
+    /// A sandbox that launches `exe` (a binary that calls
+    /// [`run_init_if_requested`] first) as the init. Fails with a message
+    /// saying what is missing when this host cannot run it.
+    pub fn new(exe: PathBuf) -> Result<Self, SandboxError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(SandboxError::Unsupported(
+                "the native sandbox needs root (user namespaces are not supported yet); use --sandbox none".into(),
+            ));
+        }
+        if !Path::new("/proc/self/ns/pid").exists() {
+            return Err(SandboxError::Unsupported("this kernel has no PID namespaces".into()));
+        }
+        cgroup::check()?;
+        let scratch = std::env::temp_dir().join("berth-sandbox");
+        std::fs::create_dir_all(&scratch).map_err(SandboxError::Control)?;
+        Ok(Self { exe, scratch })
+    }
+
+    /// A sandbox whose init is the running executable.
+    pub fn current_exe() -> Result<Self, SandboxError> {
+        Self::new(std::env::current_exe().map_err(SandboxError::Control)?)
+    }
+}
+
+impl Sandbox for NativeSandbox {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn launch<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<Instance, SandboxError>> {
+        Box::pin(async move { self.spawn(spec) })
+    }
+}
+
+impl NativeSandbox {
+    fn spawn(&self, spec: &SandboxSpec) -> Result<Instance, SandboxError> {
+        if spec.program.is_empty() {
+            return Err(SandboxError::InvalidSpec("empty program".into()));
+        }
+        let limits = merge(&spec.limits);
+        let id = format!("{:016x}", rand::random::<u64>());
+        let group = cgroup::Group::create(&id, &limits)?;
+        let root = self.scratch.join(&id);
+        std::fs::create_dir_all(&root).map_err(SandboxError::Control)?;
+        let mut mounts = spec.mounts.clone();
+        if let Some(dir) = program_dir(&spec.program) {
+            mounts.push(Mount::read_only(dir));
+        }
+        let init = InitSpec {
+            program: spec.program.clone(),
+            args: spec.args.clone(),
+            env: spec.environment(),
+            cwd: spec.cwd.clone(),
+            mounts,
+            limits,
+            root: root.clone(),
+            cgroup_procs: group.procs_files(),
+        };
+        let json = serde_json::to_string(&init).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.env_clear()
+            .env(INIT_ENV, json)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        crate::process::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(SandboxError::InvalidSpec("child stdio was not piped".into()));
+        };
+        Ok(Instance {
+            stdin: Box::new(stdin),
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+            control: Box::new(NativeControl { child, group: Some(group), root }),
+        })
+    }
+}
+
+/// The spec's limits, with [`DEFAULT_LIMITS`] where it says nothing.
+fn merge(l: &Limits) -> Limits {
+    let d = DEFAULT_LIMITS;
+    Limits {
+        memory: l.memory.or(d.memory),
+        pids: l.pids.or(d.pids),
+        cpus: l.cpus.or(d.cpus),
+        nofile: l.nofile.or(d.nofile),
+        file_size: l.file_size.or(d.file_size),
+        tmpfs: l.tmpfs.or(d.tmpfs),
+    }
+}
+
+/// The directory of an absolute program path, so the program itself is visible.
+fn program_dir(program: &str) -> Option<PathBuf> {
+    let path = Path::new(program);
+    if !path.is_absolute() {
+        return None;
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    let dir = real.parent()?;
+    // The system directories are mounted anyway.
+    (!["/usr", "/bin", "/sbin", "/lib"].iter().any(|p| dir.starts_with(p))).then(|| dir.to_path_buf())
+}
+
+struct NativeControl {
+    child: Child,
+    group: Option<cgroup::Group>,
+    root: PathBuf,
+}
+
+impl NativeControl {
+    fn cleanup(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        if let Some(group) = self.group.take() {
+            group.destroy();
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+impl InstanceControl for NativeControl {
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {
+        Box::pin(async move {
+            let status = self.child.wait().await.map_err(SandboxError::Control)?;
+            self.cleanup();
+            Ok(match (status.code(), status.signal()) {
+                (Some(code), _) => ExitStatus::Code(code),
+                (None, Some(sig)) => ExitStatus::Signal(sig),
+                (None, None) => ExitStatus::Code(-1),
+            })
+        })
+    }
+
+    fn kill(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
+        Box::pin(async move {
+            if let Some(group) = &self.group {
+                group.kill_all();
+            }
+            self.child.kill().await.map_err(SandboxError::Control)
+        })
+    }
+}
+
+impl Drop for NativeControl {
+    fn drop(&mut self) {
+        if let Some(group) = &self.group {
+            group.kill_all();
+        }
+        self.cleanup();
+    }
+}

@@ -1,0 +1,152 @@
+"""The native sandbox, attacked from inside: a hostile first-party server,
+driven over MCP, tries one escape per tool and reports what happened.
+
+Needs root (the test machines run as root); skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SERVERS, wait_for
+from test_failures import call, pid_alive, result_text
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the native sandbox needs root")
+
+TS = SERVERS["first-party"]
+LIMITS = ["--sandbox", "native", "--pids", "48", "--memory", "192M"]
+
+
+def tool(url, name, args=None, **kw) -> dict:
+    return json.loads(result_text(call(url, name, args, **kw)))
+
+
+@pytest.fixture(scope="module")
+def sandboxed(request):
+    from conftest import start_berth
+
+    b = start_berth(TS, *LIMITS, "--env", "BERTH_TEST_TOKEN=inside")
+    yield b
+    b.stop()
+
+
+def test_runs_as_pid_1_with_only_its_own_environment(sandboxed):
+    me = tool(sandboxed.url, "whoami")
+    assert me["pid"] == 1
+    assert me["token"] == "inside"
+    assert set(me["env"]) <= {"BERTH_TEST_TOKEN", "PATH", "HOME", "LANG", "TERM"}
+
+
+def test_no_privileges_left(sandboxed):
+    st = tool(sandboxed.url, "status")
+    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0 and int(st["CapBnd"], 16) == 0
+    assert st["NoNewPrivs"] == "1"
+    assert st["Seccomp"] == "2"
+    assert st["Uid"].split()[0] == "65534" and st["Gid"].split()[0] == "65534"
+
+
+def test_escape_syscalls_are_refused(sandboxed):
+    res = tool(sandboxed.url, "syscalls")
+    for name in ["mount", "unshare_user", "unshare_mount", "ptrace", "bpf", "keyctl", "setuid_root", "chroot"]:
+        assert res[name] != "ok", f"{name} succeeded inside the sandbox"
+        assert "Operation not permitted" in res[name], (name, res[name])
+
+
+@pytest.mark.parametrize("path", ["/etc/shadow", "/root/.bashrc", "/work/main/Cargo.toml", "/home"])
+def test_host_files_are_not_there(sandboxed, path):
+    assert not tool(sandboxed.url, "read_file", {"path": path})["ok"]
+
+
+def test_proc_shows_only_the_sandbox(sandboxed):
+    pids = [e for e in tool(sandboxed.url, "list_dir", {"path": "/proc"})["entries"] if e.isdigit()]
+    assert len(pids) <= 3, pids  # the server (and any short-lived child), not the host's processes
+    environ = tool(sandboxed.url, "read_file", {"path": "/proc/1/environ"})
+    assert environ["ok"] and "BERTH_SANDBOX_INIT" not in environ["content"]
+    mounts = tool(sandboxed.url, "read_file", {"path": "/proc/self/mountinfo"})["content"]
+    assert "/work/main" not in mounts and "/old_root" not in mounts and "/farm" not in mounts
+
+
+def test_root_is_read_only_and_tmp_is_private(sandboxed, berth_factory):
+    assert not tool(sandboxed.url, "write_file", {"path": "/usr/evil", "bytes": 10})["ok"]
+    assert not tool(sandboxed.url, "write_file", {"path": "/evil", "bytes": 10})["ok"]
+    assert tool(sandboxed.url, "write_file", {"path": "/tmp/mine", "bytes": 10})["ok"]
+    other = berth_factory(TS, *LIMITS)
+    # Another instance cannot see this one's /tmp.
+    entries = tool(other.url, "list_dir", {"path": "/tmp"})["entries"]
+    assert entries == []
+
+
+@pytest.mark.parametrize("addr", ["169.254.169.254:80", "10.0.0.1:80", "1.1.1.1:443"])
+def test_no_network(sandboxed, addr):
+    res = tool(sandboxed.url, "connect", {"addr": addr})
+    assert not res["ok"]
+
+
+def test_cannot_reach_berth_itself(sandboxed):
+    port = sandboxed.url.split(":")[2].split("/")[0]
+    assert not tool(sandboxed.url, "connect", {"addr": f"127.0.0.1:{port}"})["ok"]
+
+
+def test_fork_bomb_is_held_by_the_pids_limit(sandboxed):
+    res = tool(sandboxed.url, "fork_bomb", {"n": 500})
+    assert res["started"] < 48 and res["error"], res
+    assert tool(sandboxed.url, "whoami")["pid"] == 1
+
+
+def test_fd_exhaustion_is_contained(sandboxed):
+    res = tool(sandboxed.url, "open_files", {"n": 100000})
+    assert res["opened"] < 1100 and res["error"]
+    assert tool(sandboxed.url, "whoami")["pid"] == 1
+
+
+def test_disk_fill_is_stopped(sandboxed):
+    res = call(sandboxed.url, "write_file", {"path": "/tmp/fill", "bytes": 1 << 30}, timeout=60)
+    body = res.text
+    assert '"ok\\":true' not in body.replace(" ", "")
+    assert tool(sandboxed.url, "whoami")["pid"] == 1
+
+
+def test_memory_bomb_is_killed_in_its_own_cgroup_and_berth_serves_on(berth_factory):
+    b = berth_factory(TS, *LIMITS)
+    assert tool(b.url, "alloc", {"mb": 16})["allocated_mb"] == 16
+    r = call(b.url, "alloc", {"mb": 1024}, timeout=60)
+    assert '"error"' in r.text, r.text
+    assert result_text(call(b.url, "echo", {"text": "still serving"})) == "still serving"
+
+
+def berth_cgroups() -> list[Path]:
+    return [p for p in Path("/sys/fs/cgroup").glob("*/berth/*") if p.is_dir()]
+
+
+def test_kill_9_of_berth_leaves_no_instance_or_cgroup(berth_factory):
+    before = set(berth_cgroups())
+    b = berth_factory(TS, *LIMITS)
+    tool(b.url, "whoami")
+    mine = set(berth_cgroups()) - before
+    assert mine, "the instance has no cgroup"
+    procs = set()
+    for g in mine:
+        procs |= {int(p) for p in (g / "cgroup.procs").read_text().split()}
+    assert procs
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(5)
+    assert wait_for(lambda: not any(pid_alive(p) for p in procs), 5), "instance processes outlived berth"
+    assert wait_for(lambda: not (set(berth_cgroups()) & mine), 5), "instance cgroups outlived berth"
+    ids = {g.name for g in mine}
+    assert wait_for(lambda: not any((Path("/tmp/berth-sandbox") / i).exists() for i in ids), 5), "root dir left behind"
+
+
+def test_node_server_runs_in_the_sandbox(berth_factory):
+    """A real npm server (server-everything) with its runtime mounted read-only."""
+    from conftest import NODE_MODULES
+
+    b = berth_factory("everything", "--sandbox", "native", "--mount", str(NODE_MODULES))
+    r = call(b.url, "echo", {"message": "from the sandbox"})
+    assert "from the sandbox" in result_text(r)
+    env = json.loads(result_text(call(b.url, "get-env")))
+    assert "BERTH_SANDBOX_INIT" not in env
