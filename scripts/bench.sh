@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bridge benchmark: direct pipe vs berth vs supergateway, one run, one table.
+# Benchmarks: the bridge (direct pipe vs berth vs supergateway) and sandbox
+# cold start / idle memory per backend, each against a baseline in the same run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -11,3 +12,4 @@ export BERTH_BIN="$CARGO_TARGET_DIR/release/berth"
 export BERTH_TESTSERVER="$CARGO_TARGET_DIR/release/berth-testserver"
 export BERTH_SUPERGATEWAY
 cargo bench --locked -p berth-runtime --bench bridge
+cargo bench --locked -p berth-runtime --bench cold_start

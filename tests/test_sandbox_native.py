@@ -74,11 +74,12 @@ def test_proc_shows_only_the_sandbox(sandboxed):
 def test_root_is_read_only_and_tmp_is_private(sandboxed, berth_factory):
     assert not tool(sandboxed.url, "write_file", {"path": "/usr/evil", "bytes": 10})["ok"]
     assert not tool(sandboxed.url, "write_file", {"path": "/evil", "bytes": 10})["ok"]
-    assert tool(sandboxed.url, "write_file", {"path": "/tmp/mine", "bytes": 10})["ok"]
+    assert tool(sandboxed.url, "write_file", {"path": "/tmp/mine", "bytes": 10, "keep": True})["ok"]
+    assert tool(sandboxed.url, "read_file", {"path": "/tmp/mine"})["content"] == "x" * 10
     other = berth_factory(TS, *LIMITS)
     # Another instance cannot see this one's /tmp.
-    entries = tool(other.url, "list_dir", {"path": "/tmp"})["entries"]
-    assert entries == []
+    assert tool(other.url, "list_dir", {"path": "/tmp"})["ok"]
+    assert not tool(other.url, "read_file", {"path": "/tmp/mine"})["ok"]
 
 
 @pytest.mark.parametrize("addr", ["169.254.169.254:80", "10.0.0.1:80", "1.1.1.1:443"])
@@ -117,6 +118,26 @@ def test_memory_bomb_is_killed_in_its_own_cgroup_and_berth_serves_on(berth_facto
     r = call(b.url, "alloc", {"mb": 1024}, timeout=60)
     assert '"error"' in r.text, r.text
     assert result_text(call(b.url, "echo", {"text": "still serving"})) == "still serving"
+
+
+def test_cpu_is_held_by_the_quota(berth_factory):
+    free = tool(berth_factory(TS, "--sandbox", "native").url, "spin", {"ms": 600})
+    held = tool(berth_factory(TS, "--sandbox", "native", "--cpus", "0.2").url, "spin", {"ms": 600})
+    assert held["ratio"] < 0.4, held
+    assert free["ratio"] > held["ratio"] * 1.5, (free, held)
+
+
+def test_python_server_runs_in_the_sandbox(berth_factory):
+    """A real PyPI server (mcp-server-time) with its venv and interpreter mounted read-only."""
+    import sys
+
+    from conftest import VENV_BIN
+
+    venv = VENV_BIN.parent
+    base = Path(os.path.realpath(sys.base_prefix))
+    b = berth_factory("time", "--sandbox", "native", "--mount", str(venv), "--mount", str(base))
+    res = tool_text = result_text(call(b.url, "get_current_time", {"timezone": "Asia/Tokyo"}))
+    assert "Asia/Tokyo" in res, tool_text
 
 
 def berth_cgroups() -> list[Path]:

@@ -57,6 +57,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "modern": Profile(
         echo=("shout", {"text": UNICODE}, UNICODE.upper()),
+        elicit="ask_name",
         structured=("add", {"a": 40, "b": 2}, "result"),
         prompt=("greet", {"name": "Zürich"}),
         resources=True,

@@ -1,9 +1,27 @@
 """A modern (2026-07-28) STDIO MCP server built with the official Python SDK,
 so berth's legacy-client ↔ modern-server translation meets a real peer."""
 
-from mcp.server.mcpserver import MCPServer
+from typing import Annotated
+
+from pydantic import BaseModel
+
+from mcp.server.mcpserver import Elicit, MCPServer, Resolve
 
 mcp = MCPServer("berth-modern-test", instructions="A modern-era test server.")
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_for_name():
+    return Elicit("What is your name?", Name)
+
+
+@mcp.tool()
+async def ask_name(who: Annotated[Name, Resolve(ask_for_name)]) -> str:
+    """Ask the user's name (an InputRequiredResult in 2026-07-28) and greet them."""
+    return f"hello {who.name}"
 
 
 @mcp.tool()

@@ -102,7 +102,7 @@ pub fn alloc(mb: u64) -> Value {
 }
 
 /// Writes `bytes` to `path`; reports how far it got.
-pub fn write_file(path: &str, bytes: u64) -> Value {
+pub fn write_file(path: &str, bytes: u64, keep: bool) -> Value {
     let mut f = match std::fs::File::create(path) {
         Ok(f) => f,
         Err(e) => return json!({"ok": false, "written": 0, "error": e.to_string()}),
@@ -117,7 +117,9 @@ pub fn write_file(path: &str, bytes: u64) -> Value {
         }
         written += n as u64;
     }
-    let _ = std::fs::remove_file(path);
+    if !keep {
+        let _ = std::fs::remove_file(path);
+    }
     json!({"ok": true, "written": written})
 }
 
@@ -147,4 +149,23 @@ pub fn connect(addr: &str) -> Value {
         Ok(_) => json!({"ok": true}),
         Err(e) => json!({"ok": false, "error": e.to_string()}),
     }
+}
+
+/// Spins on the CPU for `ms` of wall time; reports the CPU time it got, so a
+/// test can see a CPU quota at work.
+pub fn spin(ms: u64) -> Value {
+    let cpu = || {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid out-pointer for clock_gettime.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    };
+    let start = std::time::Instant::now();
+    let cpu0 = cpu();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_millis(ms) {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    json!({"wall_s": wall, "cpu_s": cpu() - cpu0, "ratio": (cpu() - cpu0) / wall, "x": x})
 }

@@ -115,6 +115,9 @@ pub struct Megabytes {
 pub struct WriteFile {
     path: String,
     bytes: u64,
+    /// Keep the file afterwards (it is removed by default).
+    #[serde(default)]
+    keep: bool,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -321,13 +324,18 @@ impl TestServer {
     }
 
     #[tool(description = "Hostile: write bytes to a file.")]
-    async fn write_file(&self, Parameters(WriteFile { path, bytes }): Parameters<WriteFile>) -> CallToolResult {
-        report(tokio::task::spawn_blocking(move || hostile::write_file(&path, bytes)).await.unwrap_or_default())
+    async fn write_file(&self, Parameters(WriteFile { path, bytes, keep }): Parameters<WriteFile>) -> CallToolResult {
+        report(tokio::task::spawn_blocking(move || hostile::write_file(&path, bytes, keep)).await.unwrap_or_default())
     }
 
     #[tool(description = "Hostile: open /dev/null up to n times.")]
     async fn open_files(&self, Parameters(Count { n }): Parameters<Count>) -> CallToolResult {
         report(hostile::open_files(n))
+    }
+
+    #[tool(description = "Hostile: spin on the CPU for ms milliseconds; reports the CPU time received.")]
+    async fn spin(&self, Parameters(Sleep { ms }): Parameters<Sleep>) -> CallToolResult {
+        report(tokio::task::spawn_blocking(move || hostile::spin(ms)).await.unwrap_or_default())
     }
 
     #[tool(description = "Hostile: try a TCP connection to ip:port.")]

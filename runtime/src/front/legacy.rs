@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::modern::{capable, notification};
 use super::reply::{self, Event};
-use super::session::{GET_STREAM, Session};
+use super::session::{GET_STREAM, Relayed, Session};
 use super::{Front, guard};
 use crate::era;
 use crate::jsonrpc::{self, ClientMessage, ErrorObject, Request, code};
@@ -135,7 +135,10 @@ fn accept(front: &Front, session: &Session, msg: ClientMessage) {
         ClientMessage::Response { id, outcome } => {
             let key: String = serde_json::from_str(id.get()).unwrap_or_default();
             match session.take_relayed(&key) {
-                Some((conn, server_id)) => conn.respond(&server_id, &outcome),
+                Some(Relayed::Server(conn, server_id)) => conn.respond(&server_id, &outcome),
+                Some(Relayed::Berth(tx)) => {
+                    let _ = tx.send(outcome);
+                }
                 None => tracing::debug!(id = id.get(), "response to no relayed request"),
             }
         }
@@ -200,56 +203,52 @@ impl Relay {
     async fn run(self, tx: mpsc::Sender<Event>) {
         let client_id = self.req.id.get().to_owned();
         let cancelled = self.session.start_request(&client_id);
-        let stream = self.session.new_stream();
-        let (call, conn) = match self.open().await {
-            Ok(pair) => pair,
-            Err(err) => {
-                self.session.end_request(&client_id);
-                let _ = tx.send(Event::last(jsonrpc::response(&self.req.id, &Err(err.to_raw())), StatusCode::OK)).await;
-                return;
-            }
-        };
-        self.pump(call, conn, tx, stream, cancelled).await;
+        let mut out = Out { session: self.session.clone(), tx, stream: self.session.new_stream(), attached: true };
+        match self.open().await {
+            Ok((call, conn, params)) => self.pump(call, conn, params, &mut out, cancelled).await,
+            Err(err) => out.send(jsonrpc::response(&self.req.id, &Err(err.to_raw())), true).await,
+        }
         self.session.end_request(&client_id);
     }
 
-    async fn open(&self) -> Result<(Call, Connection), ErrorObject> {
+    async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
         let ready = self.front.host.ready().await?;
         let mut params = self.req.params.clone();
-        if ready.profile.era == Era::Modern {
+        let modern = ready.profile.era == Era::Modern;
+        if modern {
             era::add_modern_meta(&mut params, &self.session.client_info, &self.session.capabilities);
         }
-        let call = ready.conn.call(&self.req.method, params, true)?;
-        Ok((call, ready.conn.clone()))
+        let call = ready.conn.call(&self.req.method, params.clone(), true)?;
+        Ok((call, ready.conn.clone(), params.filter(|_| modern)))
     }
 
     /// Relays events until the final response. A client that drops the
     /// stream has not cancelled (legacy semantics): later events go to its
     /// GET stream and all of them stay in the log for resumption.
+    /// `modern_params` is set when the server is modern: its input requests
+    /// are then asked of the client and the call retried with the answers.
     async fn pump(
         &self,
         mut call: Call,
         conn: Connection,
-        tx: mpsc::Sender<Event>,
-        stream: u64,
+        modern_params: Option<Value>,
+        out: &mut Out,
         mut cancelled: oneshot::Receiver<()>,
     ) {
-        let deadline = tokio::time::sleep(self.front.config.request_timeout);
-        tokio::pin!(deadline);
-        let mut attached = true;
+        let deadline = tokio::time::Instant::now() + self.front.config.request_timeout;
         loop {
             let up = tokio::select! {
                 up = call.next() => up,
                 _ = &mut cancelled => return,
-                _ = &mut deadline => Upcall::Done(Err(ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw())),
+                _ = tokio::time::sleep_until(deadline) => Upcall::Done(Err(timed_out())),
             };
-            let (data, last) = match up {
-                Upcall::Progress(p) => (notification("notifications/progress", &p), false),
+            let data = match up {
+                Upcall::Progress(p) => notification("notifications/progress", &p),
                 Upcall::Log(p) => {
                     let min = self.session.log_level.lock().clone();
                     match min {
                         Some(min) if era::log_passes(p["level"].as_str().unwrap_or("info"), &min) => {
-                            (notification("notifications/message", &p), false)
+                            notification("notifications/message", &p)
                         }
                         _ => continue,
                     }
@@ -262,26 +261,120 @@ impl Relay {
                         conn.respond(&id, &Err(err.to_raw()));
                         continue;
                     }
-                    let ours = self.session.relay_request(conn.clone(), id);
+                    let ours = self.session.relay_request(Relayed::Server(conn.clone(), id));
                     let ours = jsonrpc::to_raw(&Value::from(ours));
-                    (jsonrpc::request(Some(&ours), &method, params.as_deref()), false)
+                    jsonrpc::request(Some(&ours), &method, params.as_deref())
                 }
-                Upcall::Done(outcome) => (jsonrpc::response(&self.req.id, &outcome), true),
-            };
-            match self.session.log_event(stream, data, last) {
-                None => {}
-                Some(ev) if !attached => {
-                    self.session.send_on_get_stream(ev);
-                }
-                Some(ev) => {
-                    if let Err(mpsc::error::SendError(ev)) = tx.send(ev).await {
-                        attached = false;
-                        self.session.send_on_get_stream(ev);
+                Upcall::Done(Ok(result)) if modern_params.is_some() && is_input_required(&result) => {
+                    let answered = tokio::select! {
+                        a = self.ask_client(&result, out) => a,
+                        _ = &mut cancelled => return,
+                        _ = tokio::time::sleep_until(deadline) => Err(ErrorObject::new(code::TIMEOUT, "the request timed out")),
+                    };
+                    let retry = answered.and_then(|(responses, state)| {
+                        let mut params = modern_params.clone().unwrap_or_else(|| json!({}));
+                        params["inputResponses"] = responses;
+                        if let Some(state) = state {
+                            params["requestState"] = state;
+                        }
+                        conn.call(&self.req.method, Some(params), true)
+                    });
+                    match retry {
+                        Ok(next) => {
+                            call = next;
+                            continue;
+                        }
+                        Err(err) => {
+                            out.send(jsonrpc::response(&self.req.id, &Err(err.to_raw())), true).await;
+                            return;
+                        }
                     }
                 }
+                Upcall::Done(outcome) => {
+                    out.send(jsonrpc::response(&self.req.id, &outcome), true).await;
+                    return;
+                }
+            };
+            out.send(data, false).await;
+        }
+    }
+
+    /// Asks the legacy client what a modern server's `InputRequiredResult`
+    /// wants, as ordinary server-to-client requests on its stream, and
+    /// gathers the answers as `inputResponses` (plus the state to echo).
+    async fn ask_client(&self, result: &RawValue, out: &mut Out) -> Result<(Value, Option<Value>), ErrorObject> {
+        let result: Value = serde_json::from_str(result.get())
+            .map_err(|e| ErrorObject::new(code::INTERNAL_ERROR, format!("invalid result from server: {e}")))?;
+        let mut waiting = Vec::new();
+        if let Some(requests) = result.get("inputRequests").and_then(Value::as_object) {
+            for (key, req) in requests {
+                let method = req["method"].as_str().unwrap_or_default();
+                if !capable(&self.session.capabilities, method) {
+                    return Err(ErrorObject::new(
+                        code::MISSING_CAPABILITY,
+                        format!("the server needs {method}, which this client did not declare"),
+                    ));
+                }
+                let (tx, rx) = oneshot::channel();
+                let ours = jsonrpc::to_raw(&Value::from(self.session.relay_request(Relayed::Berth(tx))));
+                let params = req.get("params").map(jsonrpc::to_raw);
+                out.send(jsonrpc::request(Some(&ours), method, params.as_deref()), false).await;
+                waiting.push((key.clone(), rx));
             }
-            if last {
-                return;
+        }
+        let mut responses = serde_json::Map::new();
+        for (key, rx) in waiting {
+            match rx.await {
+                Ok(Ok(answer)) => {
+                    responses.insert(key, serde_json::from_str(answer.get()).unwrap_or(Value::Null));
+                }
+                Ok(Err(err)) => {
+                    let err: Value = serde_json::from_str(err.get()).unwrap_or(Value::Null);
+                    return Err(ErrorObject::new(code::INTERNAL_ERROR, format!("the client refused input: {err}")));
+                }
+                Err(_) => return Err(ErrorObject::new(code::INTERNAL_ERROR, "the client never answered")),
+            }
+        }
+        Ok((Value::Object(responses), result.get("requestState").cloned()))
+    }
+}
+
+fn timed_out() -> Box<RawValue> {
+    ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw()
+}
+
+/// Whether a result is a modern `InputRequiredResult`.
+fn is_input_required(result: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "resultType", borrow)]
+        result_type: Option<&'a str>,
+    }
+    serde_json::from_str::<Kind<'_>>(result.get()).is_ok_and(|k| k.result_type == Some("input_required"))
+}
+
+/// One request's stream to a legacy client: every event is logged for
+/// resumption, then sent on the request's own stream, or on the GET stream
+/// once the client has dropped it (or resumed it there).
+struct Out {
+    session: Arc<Session>,
+    tx: mpsc::Sender<Event>,
+    stream: u64,
+    attached: bool,
+}
+
+impl Out {
+    async fn send(&mut self, data: String, last: bool) {
+        match self.session.log_event(self.stream, data, last) {
+            None => {}
+            Some(ev) if !self.attached => {
+                self.session.send_on_get_stream(ev);
+            }
+            Some(ev) => {
+                if let Err(mpsc::error::SendError(ev)) = self.tx.send(ev).await {
+                    self.attached = false;
+                    self.session.send_on_get_stream(ev);
+                }
             }
         }
     }

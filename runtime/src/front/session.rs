@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::reply::Event;
+use crate::jsonrpc;
 use crate::upstream::Connection;
 
 /// Events kept per session for resumption.
@@ -43,7 +44,7 @@ pub struct Session {
     pub resources: Mutex<HashSet<String>>,
     log: Mutex<EventLog>,
     get_stream: Mutex<Option<mpsc::Sender<Event>>>,
-    relayed: Mutex<HashMap<String, (Connection, Box<RawValue>)>>,
+    relayed: Mutex<HashMap<String, Relayed>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<()>>>,
     next_stream: AtomicU64,
     next_request: AtomicU64,
@@ -57,6 +58,15 @@ struct EventLog {
     next_seq: HashMap<u64, u64>,
     /// POST streams resumed on the GET stream: their later events go there.
     resumed: HashSet<u64>,
+}
+
+/// Where a client's answer to a relayed request goes.
+pub enum Relayed {
+    /// Back to the server that asked, under its own id.
+    Server(Connection, Box<RawValue>),
+    /// To berth itself, which asked on a modern server's behalf (its
+    /// `InputRequiredResult` turned into requests for a legacy client).
+    Berth(oneshot::Sender<jsonrpc::Outcome>),
 }
 
 /// Stream 0 is the standalone GET stream; POST streams count from 1.
@@ -144,15 +154,15 @@ impl Session {
         tx.is_some_and(|tx| tx.try_send(Event { last: false, ..ev }).is_ok())
     }
 
-    /// Remembers a server request relayed to this client; returns berth's id for it.
-    pub fn relay_request(&self, conn: Connection, server_id: Box<RawValue>) -> String {
+    /// Remembers a request sent to this client; returns berth's id for it.
+    pub fn relay_request(&self, to: Relayed) -> String {
         let id = format!("berth-{}", self.next_request.fetch_add(1, Ordering::Relaxed));
-        self.relayed.lock().insert(id.clone(), (conn, server_id));
+        self.relayed.lock().insert(id.clone(), to);
         id
     }
 
-    /// The server request a client response answers.
-    pub fn take_relayed(&self, id: &str) -> Option<(Connection, Box<RawValue>)> {
+    /// Where a client response goes.
+    pub fn take_relayed(&self, id: &str) -> Option<Relayed> {
         self.relayed.lock().remove(id)
     }
 

@@ -36,14 +36,16 @@ pub fn build(spec: &InitSpec) -> Result<(), Failed> {
         mirror(root, Path::new(dir), false)?;
     }
     etc(root)?;
-    for m in &spec.mounts {
-        mirror(root, &m.path, m.writable)?;
-    }
+    // The private /tmp comes before the declared mounts, so that a mount
+    // below /tmp (a build directory, say) lands on top of it, not under it.
     let tmp = root.join("tmp");
     fs::create_dir_all(&tmp).ctx(|| "creating /tmp".into())?;
     let size = spec.limits.tmpfs.unwrap_or(64 << 20);
     mount(Some("tmpfs"), &tmp, Some("tmpfs"), NOSUID_NODEV, Some(format!("size={size},mode=1777").as_str()))
         .ctx(|| "mounting /tmp".into())?;
+    for m in &spec.mounts {
+        mirror(root, &m.path, m.writable)?;
+    }
     dev(root)?;
     let proc = root.join("proc");
     fs::create_dir_all(&proc).ctx(|| "creating /proc".into())?;

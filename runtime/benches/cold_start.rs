@@ -1,0 +1,86 @@
+//! Cold start and idle memory per sandbox backend: time from launch to the
+//! first JSON-RPC response (an `initialize` round trip) of the first-party
+//! test server, p50/p99 over 50 launches, and the resident memory of an idle
+//! instance, beside a plain fork/exec (the `none` backend) in the same run.
+//!
+//! `scripts/bench.sh` runs it; `BERTH_TESTSERVER` names the server binary.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_sandbox::native::NativeSandbox;
+use berth_sandbox::process::ProcessSandbox;
+use berth_sandbox::{Sandbox, SandboxSpec};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const LAUNCHES: usize = 50;
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#;
+
+fn main() {
+    // The native backend runs this very executable as its init.
+    berth_sandbox::native::run_init_if_requested();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let server = std::env::var("BERTH_TESTSERVER").unwrap_or_else(|_| format!("{target}/release/berth-testserver"));
+    let spec = SandboxSpec::command(server, Vec::<String>::new());
+    let mut backends: Vec<(&str, Arc<dyn Sandbox>)> = vec![("fork/exec (none)", Arc::new(ProcessSandbox))];
+    match NativeSandbox::current_exe() {
+        Ok(n) => backends.push(("native", Arc::new(n))),
+        Err(e) => println!("native: skipped ({e})"),
+    }
+    println!("cold start = launch → first JSON-RPC response; {LAUNCHES} launches each\n");
+    println!("| backend            | p50 ms | p99 ms | idle RSS MiB | vs fork/exec p50 |");
+    println!("|--------------------|--------|--------|--------------|------------------|");
+    let mut baseline = None;
+    for (name, sandbox) in backends {
+        let mut times = Vec::with_capacity(LAUNCHES);
+        let mut rss = Vec::new();
+        for i in 0..LAUNCHES {
+            let start = Instant::now();
+            let mut inst = sandbox.launch(&spec).await.expect("launch");
+            inst.stdin.write_all(format!("{INIT}\n").as_bytes()).await.expect("write");
+            let mut lines = BufReader::new(&mut inst.stdout).lines();
+            let line = lines.next_line().await.expect("read").expect("a response");
+            times.push(start.elapsed());
+            assert!(line.contains("\"result\""), "{line}");
+            if i % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some(pid) = inst.control.pid() {
+                    rss.push(tree_rss_kib(pid));
+                }
+            }
+            let _ = inst.control.kill().await;
+            let _ = inst.control.wait().await;
+        }
+        times.sort();
+        let ms = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)].as_secs_f64() * 1e3;
+        let (p50, p99) = (ms(0.5), ms(0.99));
+        let base = *baseline.get_or_insert(p50);
+        let mem = rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0;
+        println!("| {name:<18} | {p50:>6.2} | {p99:>6.2} | {mem:>12.1} | {:>15.2}x |", p50 / base);
+    }
+}
+
+/// Resident memory of a process and all its descendants, in KiB.
+fn tree_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let own = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let children = Path::new("/proc").join(pid.to_string()).join("task").join(pid.to_string()).join("children");
+    let kids: u64 = std::fs::read_to_string(children)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(tree_rss_kib)
+        .sum();
+    own + kids
+}
