@@ -16,6 +16,10 @@ step "test peers"
 # shellcheck source=scripts/test-peers.sh
 source "$REPO/scripts/test-peers.sh"
 
+step "docker engine"
+# shellcheck source=scripts/docker-engine.sh
+source "$REPO/scripts/docker-engine.sh"
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

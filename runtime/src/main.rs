@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use berth_runtime::front::{Front, FrontConfig};
 use berth_runtime::upstream::{Era, Host, HostConfig};
+use berth_sandbox::container::ContainerSandbox;
 use berth_sandbox::native::NativeSandbox;
 use berth_sandbox::process::ProcessSandbox;
 use berth_sandbox::{Limits, Mount, Sandbox, SandboxSpec};
@@ -45,6 +46,9 @@ struct RunArgs {
     /// Sandbox backend.
     #[arg(long, value_enum, default_value_t = SandboxKind::None)]
     sandbox: SandboxKind,
+    /// Image to run the server in (`--sandbox container`).
+    #[arg(long)]
+    image: Option<String>,
     /// Host path visible inside the sandbox at the same path, read-only;
     /// append `:rw` to make it writable (repeatable).
     #[arg(long = "mount", value_name = "PATH[:rw]", value_parser = parse_mount)]
@@ -87,6 +91,8 @@ enum SandboxKind {
     None,
     /// Linux namespaces, a private read-only root, no privileges, seccomp, cgroup limits.
     Native,
+    /// A Docker container (needs a running engine and `--image`).
+    Container,
 }
 
 fn parse_mount(s: &str) -> Result<Mount, String> {
@@ -149,6 +155,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     spec.inherit_env = vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()];
     spec.env = args.env;
     spec.mounts = args.mounts;
+    spec.image = args.image;
     spec.limits = Limits { memory: args.memory, pids: args.pids, cpus: args.cpus, ..Limits::default() };
     let mut host = HostConfig::new(program.clone(), spec);
     host.era = match args.era {
@@ -160,6 +167,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let sandbox: Arc<dyn Sandbox> = match args.sandbox {
         SandboxKind::None => Arc::new(ProcessSandbox),
         SandboxKind::Native => Arc::new(NativeSandbox::current_exe().context("--sandbox native")?),
+        SandboxKind::Container => {
+            if host.spec.image.is_none() {
+                bail!("--sandbox container needs --image");
+            }
+            let containers = ContainerSandbox::connect().await.context("--sandbox container")?;
+            containers.sweep().await;
+            Arc::new(containers)
+        }
     };
     let host = Arc::new(Host::new(host, sandbox));
 

@@ -8,8 +8,11 @@
 //!
 //! Backends: [`process::ProcessSandbox`] (no isolation, `--sandbox none`) and
 //! [`native::NativeSandbox`] (namespaces, private root, no privileges,
-//! seccomp, cgroup limits). The WASI and container backends are to come.
+//! seccomp, cgroup limits) and [`container::ContainerSandbox`] (Docker). The
+//! WASI backend is to come.
 
+#[cfg(target_os = "linux")]
+pub mod container;
 mod error;
 mod instance;
 #[cfg(target_os = "linux")]

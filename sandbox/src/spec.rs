@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct SandboxSpec {
     /// Program to execute, looked up on `PATH` if it has no slash.
     pub program: String,
+    /// The image to run it in (container backend only).
+    pub image: Option<String>,
     /// Arguments after the program name.
     pub args: Vec<String>,
     /// Environment variables the program sees, in order; later entries win.

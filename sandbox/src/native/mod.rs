@@ -13,7 +13,7 @@
 mod cgroup;
 mod init;
 mod root;
-mod seccomp;
+pub(crate) mod seccomp;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -13,8 +13,8 @@ use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 
 use super::init::{Context, Failed};
 
-/// Refused system calls.
-const DENIED: &[(&str, i64)] = &[
+/// Refused system calls (the container backend refuses the same ones).
+pub(crate) const DENIED: &[(&str, i64)] = &[
     ("mount", libc::SYS_mount),
     ("umount2", libc::SYS_umount2),
     ("pivot_root", libc::SYS_pivot_root),
@@ -54,7 +54,7 @@ const DENIED: &[(&str, i64)] = &[
 ];
 
 /// Installs the filter on the calling thread (inherited across exec).
-pub fn apply() -> Result<(), Failed> {
+pub(super) fn apply() -> Result<(), Failed> {
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
     let arch = TargetArch::try_from(std::env::consts::ARCH).ctx(|| "seccomp target".into())?;
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)

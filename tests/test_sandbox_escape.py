@@ -1,7 +1,9 @@
-"""The native sandbox, attacked from inside: a hostile first-party server,
-driven over MCP, tries one escape per tool and reports what happened.
+"""The sandboxes, attacked from inside: a hostile first-party server, driven
+over MCP, tries one escape per tool and reports what happened. Every attack
+runs against the native backend and the container backend (a real Docker
+engine, provisioned by scripts/test.sh, running an image built here).
 
-Needs root (the test machines run as root); skipped with the reason otherwise."""
+The native backend needs root (the test machines run as root)."""
 
 from __future__ import annotations
 
@@ -13,24 +15,72 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SERVERS, wait_for
+import shutil
+import subprocess
+import tarfile
+import tempfile
+
+from conftest import SERVERS, start_berth, wait_for
 from test_failures import call, pid_alive, result_text
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the native sandbox needs root")
-
 TS = SERVERS["first-party"]
-LIMITS = ["--sandbox", "native", "--pids", "48", "--memory", "192M"]
+IMAGE = "berth-testserver:e2e"
+COMMON = ["--pids", "48", "--memory", "192M"]
+BACKENDS = ["native", "container"]
+# Variables a backend itself puts in a server's environment.
+BACKEND_ENV = {"native": set(), "container": {"HOSTNAME"}}
 
 
 def tool(url, name, args=None, **kw) -> dict:
     return json.loads(result_text(call(url, name, args, **kw)))
 
 
-@pytest.fixture(scope="module")
-def sandboxed(request):
-    from conftest import start_berth
+def build_image() -> None:
+    """An image holding only the test server, /bin/sleep and their libraries."""
+    binaries = [TS[0], shutil.which("sleep")]
+    files = set(binaries)
+    for b in binaries:
+        out = subprocess.run(["ldd", b], capture_output=True, text=True, check=True).stdout
+        files |= {w for w in out.split() if w.startswith("/")}
+    with tempfile.TemporaryDirectory() as d:
+        tar_path = Path(d) / "rootfs.tar"
+        dirs = {"tmp", "etc"} | {str(p) for f in files for p in Path(f.lstrip("/")).parents if str(p) != "."}
+        with tarfile.open(tar_path, "w") as tar:
+            for dir_ in sorted(dirs):
+                info = tarfile.TarInfo(dir_)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o1777 if dir_ == "tmp" else 0o755
+                tar.addfile(info)
+            for f in sorted(files):
+                tar.add(os.path.realpath(f), arcname=f.lstrip("/"))
+        subprocess.run(["docker", "import", str(tar_path), IMAGE], check=True, capture_output=True)
 
-    b = start_berth(TS, *LIMITS, "--env", "BERTH_TEST_TOKEN=inside")
+
+@pytest.fixture(scope="session")
+def image():
+    build_image()
+    return IMAGE
+
+
+def args_for(backend: str, image_name: str | None = None) -> list[str]:
+    if backend == "native":
+        return ["--sandbox", "native", *COMMON]
+    return ["--sandbox", "container", "--image", image_name or IMAGE, *COMMON]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request):
+    if request.param == "native" and os.geteuid() != 0:
+        pytest.skip("the native sandbox needs root")
+    if request.param == "container":
+        request.getfixturevalue("image")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def sandboxed(backend):
+    b = start_berth(TS, *args_for(backend), "--env", "BERTH_TEST_TOKEN=inside")
+    b.backend = backend
     yield b
     b.stop()
 
@@ -39,7 +89,7 @@ def test_runs_as_pid_1_with_only_its_own_environment(sandboxed):
     me = tool(sandboxed.url, "whoami")
     assert me["pid"] == 1
     assert me["token"] == "inside"
-    assert set(me["env"]) <= {"BERTH_TEST_TOKEN", "PATH", "HOME", "LANG", "TERM"}
+    assert set(me["env"]) <= {"BERTH_TEST_TOKEN", "PATH", "HOME", "LANG", "TERM"} | BACKEND_ENV[sandboxed.backend]
 
 
 def test_no_privileges_left(sandboxed):
@@ -69,14 +119,15 @@ def test_proc_shows_only_the_sandbox(sandboxed):
     assert environ["ok"] and "BERTH_SANDBOX_INIT" not in environ["content"]
     mounts = tool(sandboxed.url, "read_file", {"path": "/proc/self/mountinfo"})["content"]
     assert "/work/main" not in mounts and "/old_root" not in mounts and "/farm" not in mounts
+    assert "/root" not in mounts
 
 
-def test_root_is_read_only_and_tmp_is_private(sandboxed, berth_factory):
+def test_root_is_read_only_and_tmp_is_private(sandboxed, berth_factory, backend):
     assert not tool(sandboxed.url, "write_file", {"path": "/usr/evil", "bytes": 10})["ok"]
     assert not tool(sandboxed.url, "write_file", {"path": "/evil", "bytes": 10})["ok"]
     assert tool(sandboxed.url, "write_file", {"path": "/tmp/mine", "bytes": 10, "keep": True})["ok"]
     assert tool(sandboxed.url, "read_file", {"path": "/tmp/mine"})["content"] == "x" * 10
-    other = berth_factory(TS, *LIMITS)
+    other = berth_factory(TS, *args_for(backend))
     # Another instance cannot see this one's /tmp.
     assert tool(other.url, "list_dir", {"path": "/tmp"})["ok"]
     assert not tool(other.url, "read_file", {"path": "/tmp/mine"})["ok"]
@@ -112,27 +163,29 @@ def test_disk_fill_is_stopped(sandboxed):
     assert tool(sandboxed.url, "whoami")["pid"] == 1
 
 
-def test_memory_bomb_is_killed_in_its_own_cgroup_and_berth_serves_on(berth_factory):
-    b = berth_factory(TS, *LIMITS)
+def test_memory_bomb_is_killed_in_its_own_cgroup_and_berth_serves_on(berth_factory, backend):
+    b = berth_factory(TS, *args_for(backend))
     assert tool(b.url, "alloc", {"mb": 16})["allocated_mb"] == 16
     r = call(b.url, "alloc", {"mb": 1024}, timeout=60)
     assert '"error"' in r.text, r.text
     assert result_text(call(b.url, "echo", {"text": "still serving"})) == "still serving"
 
 
-def test_cpu_is_held_by_the_quota(berth_factory):
-    free = tool(berth_factory(TS, "--sandbox", "native").url, "spin", {"ms": 600})
-    held = tool(berth_factory(TS, "--sandbox", "native", "--cpus", "0.2").url, "spin", {"ms": 600})
+def test_cpu_is_held_by_the_quota(berth_factory, backend):
+    free = tool(berth_factory(TS, *args_for(backend)).url, "spin", {"ms": 600})
+    held = tool(berth_factory(TS, *args_for(backend), "--cpus", "0.2").url, "spin", {"ms": 600})
     assert held["ratio"] < 0.4, held
     assert free["ratio"] > held["ratio"] * 1.5, (free, held)
 
 
-def test_python_server_runs_in_the_sandbox(berth_factory):
+def test_python_server_runs_in_the_native_sandbox(berth_factory, backend):
     """A real PyPI server (mcp-server-time) with its venv and interpreter mounted read-only."""
     import sys
 
     from conftest import VENV_BIN
 
+    if backend != "native":
+        pytest.skip("runs from host paths; the container backend runs images")
     venv = VENV_BIN.parent
     base = Path(os.path.realpath(sys.base_prefix))
     b = berth_factory("time", "--sandbox", "native", "--mount", str(venv), "--mount", str(base))
@@ -144,9 +197,31 @@ def berth_cgroups() -> list[Path]:
     return [p for p in Path("/sys/fs/cgroup").glob("*/berth/*") if p.is_dir()]
 
 
-def test_kill_9_of_berth_leaves_no_instance_or_cgroup(berth_factory):
+def berth_containers() -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=io.berth.owner-pid"], capture_output=True, text=True, check=True
+    ).stdout
+    return out.split()
+
+
+def test_kill_9_of_berth_leaves_no_container(berth_factory, backend):
+    if backend != "container":
+        pytest.skip("see the native test below")
+    before = set(berth_containers())
+    b = berth_factory(TS, *args_for(backend))
+    tool(b.url, "whoami")
+    mine = set(berth_containers()) - before
+    assert mine, "no container was started"
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(5)
+    assert wait_for(lambda: not (set(berth_containers()) & mine), 15), "the container outlived berth"
+
+
+def test_kill_9_of_berth_leaves_no_instance_or_cgroup(berth_factory, backend):
+    if backend != "native":
+        pytest.skip("see the container test above")
     before = set(berth_cgroups())
-    b = berth_factory(TS, *LIMITS)
+    b = berth_factory(TS, *args_for(backend))
     tool(b.url, "whoami")
     mine = set(berth_cgroups()) - before
     assert mine, "the instance has no cgroup"
@@ -162,10 +237,12 @@ def test_kill_9_of_berth_leaves_no_instance_or_cgroup(berth_factory):
     assert wait_for(lambda: not any((Path("/tmp/berth-sandbox") / i).exists() for i in ids), 5), "root dir left behind"
 
 
-def test_node_server_runs_in_the_sandbox(berth_factory):
+def test_node_server_runs_in_the_native_sandbox(berth_factory, backend):
     """A real npm server (server-everything) with its runtime mounted read-only."""
     from conftest import NODE_MODULES
 
+    if backend != "native":
+        pytest.skip("runs from host paths; the container backend runs images")
     b = berth_factory("everything", "--sandbox", "native", "--mount", str(NODE_MODULES))
     r = call(b.url, "echo", {"message": "from the sandbox"})
     assert "from the sandbox" in result_text(r)

@@ -1,0 +1,241 @@
+//! The `container` backend: one Docker container per instance, through the
+//! Engine API (bollard): stdin attached, read-only root filesystem, a private
+//! `/tmp`, every capability dropped, `no-new-privileges`, memory, pids and CPU
+//! limits, no network, a non-root user, and removal when it stops.
+//!
+//! Images are the operator's: berth neither pulls nor builds them here. A
+//! container outlives a killed berth only until its stdin closes (most
+//! servers exit then); [`ContainerSandbox::sweep`] removes any leftovers.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::native::{DEFAULT_LIMITS, SANDBOX_ID};
+use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Sandbox, SandboxError, SandboxSpec};
+
+/// The label every berth container carries, with its owner's process id.
+const OWNER_LABEL: &str = "io.berth.owner-pid";
+
+/// Runs programs in Docker containers.
+#[derive(Clone)]
+pub struct ContainerSandbox {
+    docker: Docker,
+}
+
+impl std::fmt::Debug for ContainerSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerSandbox").finish_non_exhaustive()
+    }
+}
+
+fn engine(e: bollard::errors::Error) -> SandboxError {
+    SandboxError::Unsupported(format!("Docker engine: {e}"))
+}
+
+impl ContainerSandbox {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket)
+    /// and agrees on an API version with it.
+    pub async fn connect() -> Result<Self, SandboxError> {
+        let docker =
+            Docker::connect_with_local_defaults().map_err(engine)?.negotiate_version().await.map_err(engine)?;
+        docker.ping().await.map_err(engine)?;
+        Ok(Self { docker })
+    }
+
+    /// Removes berth containers whose owning berth process is gone.
+    pub async fn sweep(&self) {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_owned(), vec![OWNER_LABEL.to_owned()]);
+        let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let Ok(list) = self.docker.list_containers(Some(opts)).await else { return };
+        for c in list {
+            let owner = c.labels.as_ref().and_then(|l| l.get(OWNER_LABEL)).and_then(|p| p.parse::<i32>().ok());
+            let alive = owner.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
+            if let (false, Some(id)) = (alive, c.id) {
+                let opts = RemoveContainerOptions { force: true, ..Default::default() };
+                let _ = self.docker.remove_container(&id, Some(opts)).await;
+            }
+        }
+    }
+
+    async fn start(&self, spec: &SandboxSpec) -> Result<Instance, SandboxError> {
+        let image = spec
+            .image
+            .clone()
+            .ok_or_else(|| SandboxError::InvalidSpec("the container backend needs an image".into()))?;
+        let limits = &spec.limits;
+        let d = DEFAULT_LIMITS;
+        let memory = limits.memory.or(d.memory).map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let tmpfs = limits.tmpfs.or(d.tmpfs).unwrap_or(64 << 20);
+        let host = HostConfig {
+            network_mode: Some("none".into()),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into(), format!("seccomp={}", seccomp_profile())]),
+            ulimits: Some(vec![
+                ulimit("nofile", limits.nofile.or(d.nofile)),
+                ulimit("fsize", limits.file_size.or(d.file_size)),
+                ulimit("core", Some(0)),
+            ]),
+            memory,
+            memory_swap: memory,
+            pids_limit: limits.pids.or(d.pids).map(|p| i64::try_from(p).unwrap_or(i64::MAX)),
+            nano_cpus: limits.cpus.or(d.cpus).map(|c| (c * 1e9) as i64),
+            tmpfs: Some(HashMap::from([("/tmp".to_owned(), format!("rw,noexec,nosuid,size={tmpfs}"))])),
+            binds: Some(
+                spec.mounts
+                    .iter()
+                    .map(|m| format!("{0}:{0}:{1}", m.path.display(), if m.writable { "rw" } else { "ro" }))
+                    .collect(),
+            ),
+            auto_remove: Some(true),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(image),
+            entrypoint: Some(vec![spec.program.clone()]),
+            cmd: Some(spec.args.clone()),
+            env: Some(spec.environment().into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            user: Some(format!("{SANDBOX_ID}:{SANDBOX_ID}")),
+            working_dir: spec.cwd.as_ref().map(|p| p.display().to_string()),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            tty: Some(false),
+            labels: Some(HashMap::from([(OWNER_LABEL.to_owned(), std::process::id().to_string())])),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let name = format!("berth-{:016x}", rand::random::<u64>());
+        let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
+        let created = self.docker.create_container(Some(opts), body).await.map_err(|e| SandboxError::Spawn {
+            program: spec.program.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let id = created.id;
+        // Attach before start, so no early output is lost.
+        let attach =
+            AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, ..Default::default() };
+        let attached = self.docker.attach_container(&id, Some(attach)).await.map_err(engine)?;
+        self.docker.start_container(&id, None::<StartContainerOptions>).await.map_err(engine)?;
+
+        let (stdout_r, stdout_w) = tokio::io::simplex(64 << 10);
+        let (stderr_r, stderr_w) = tokio::io::simplex(16 << 10);
+        tokio::spawn(demux(attached.output, stdout_w, stderr_w));
+        Ok(Instance {
+            stdin: Box::new(attached.input),
+            stdout: Box::new(stdout_r),
+            stderr: Box::new(stderr_r),
+            control: Box::new(ContainerControl { docker: self.docker.clone(), id, done: false }),
+        })
+    }
+}
+
+fn ulimit(name: &str, value: Option<u64>) -> ResourcesUlimits {
+    let v = value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    ResourcesUlimits { name: Some(name.into()), soft: v, hard: v }
+}
+
+/// The same system calls the native backend refuses, as a Docker seccomp
+/// profile, so both backends draw the line in the same place.
+fn seccomp_profile() -> String {
+    let names: Vec<&str> = crate::native::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}],
+    })
+    .to_string()
+}
+
+/// Splits the engine's multiplexed output into stdout and stderr.
+async fn demux(
+    mut output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    mut stdout: tokio::io::WriteHalf<tokio::io::SimplexStream>,
+    mut stderr: tokio::io::WriteHalf<tokio::io::SimplexStream>,
+) {
+    while let Some(Ok(chunk)) = output.next().await {
+        let ok = match chunk {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.write_all(&message).await.is_ok(),
+            LogOutput::StdErr { message } => stderr.write_all(&message).await.is_ok(),
+            LogOutput::StdIn { .. } => true,
+        };
+        if !ok {
+            break;
+        }
+    }
+    let _ = stdout.shutdown().await;
+    let _ = stderr.shutdown().await;
+}
+
+impl Sandbox for ContainerSandbox {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    fn launch<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<Instance, SandboxError>> {
+        Box::pin(self.start(spec))
+    }
+}
+
+struct ContainerControl {
+    docker: Docker,
+    id: String,
+    done: bool,
+}
+
+impl InstanceControl for ContainerControl {
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {
+        Box::pin(async move {
+            let mut waits = self.docker.wait_container(&self.id, None::<WaitContainerOptions>);
+            let code = match waits.next().await {
+                Some(Ok(r)) => r.status_code,
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(e)) => return Err(SandboxError::Control(std::io::Error::other(e.to_string()))),
+                None => -1,
+            };
+            self.done = true;
+            Ok(ExitStatus::Code(i32::try_from(code).unwrap_or(-1)))
+        })
+    }
+
+    fn kill(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
+        Box::pin(async move {
+            let opts = KillContainerOptions { signal: "KILL".into() };
+            self.docker
+                .kill_container(&self.id, Some(opts))
+                .await
+                .map_err(|e| SandboxError::Control(std::io::Error::other(e.to_string())))
+        })
+    }
+}
+
+impl Drop for ContainerControl {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Removal is asynchronous; hand it to the runtime if there is one.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (docker, id) = (self.docker.clone(), self.id.clone());
+            rt.spawn(async move {
+                let opts = RemoveContainerOptions { force: true, ..Default::default() };
+                let _ = docker.remove_container(&id, Some(opts)).await;
+            });
+        }
+    }
+}
