@@ -36,23 +36,24 @@ def tool(url, name, args=None, **kw) -> dict:
 
 
 def build_image() -> None:
-    """An image holding only the test server, /bin/sleep and their libraries."""
-    binaries = [TS[0], shutil.which("sleep")]
-    files = set(binaries)
-    for b in binaries:
+    """An image holding only the test server (at /app), /bin/sleep and their libraries."""
+    placed = {TS[0]: "app/berth-testserver", shutil.which("sleep"): "bin/sleep"}
+    libs: set[str] = set()
+    for b in placed:
         out = subprocess.run(["ldd", b], capture_output=True, text=True, check=True).stdout
-        files |= {w for w in out.split() if w.startswith("/")}
+        libs |= {w for w in out.split() if w.startswith("/")}
+    placed |= {lib: lib.lstrip("/") for lib in libs}
+    dirs = {"tmp", "etc"} | {str(p) for a in placed.values() for p in Path(a).parents if str(p) != "."}
     with tempfile.TemporaryDirectory() as d:
         tar_path = Path(d) / "rootfs.tar"
-        dirs = {"tmp", "etc"} | {str(p) for f in files for p in Path(f.lstrip("/")).parents if str(p) != "."}
         with tarfile.open(tar_path, "w") as tar:
             for dir_ in sorted(dirs):
                 info = tarfile.TarInfo(dir_)
                 info.type = tarfile.DIRTYPE
                 info.mode = 0o1777 if dir_ == "tmp" else 0o755
                 tar.addfile(info)
-            for f in sorted(files):
-                tar.add(os.path.realpath(f), arcname=f.lstrip("/"))
+            for src, arc in sorted(placed.items()):
+                tar.add(os.path.realpath(src), arcname=arc)
         subprocess.run(["docker", "import", str(tar_path), IMAGE], check=True, capture_output=True)
 
 
@@ -62,10 +63,19 @@ def image():
     return IMAGE
 
 
-def args_for(backend: str, image_name: str | None = None) -> list[str]:
+def args_for(backend: str) -> list[str]:
     if backend == "native":
         return ["--sandbox", "native", *COMMON]
-    return ["--sandbox", "container", "--image", image_name or IMAGE, *COMMON]
+    return ["--sandbox", "container", "--image", IMAGE, *COMMON]
+
+
+def server_for(backend: str) -> list[str]:
+    """The test server's command: its host path, or its path in the image."""
+    return TS if backend == "native" else ["/app/berth-testserver"]
+
+
+def launch(factory, backend: str, *extra: str):
+    return factory(server_for(backend), *args_for(backend), *extra)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -79,7 +89,7 @@ def backend(request):
 
 @pytest.fixture(scope="module")
 def sandboxed(backend):
-    b = start_berth(TS, *args_for(backend), "--env", "BERTH_TEST_TOKEN=inside")
+    b = start_berth(server_for(backend), *args_for(backend), "--env", "BERTH_TEST_TOKEN=inside")
     b.backend = backend
     yield b
     b.stop()
@@ -127,7 +137,7 @@ def test_root_is_read_only_and_tmp_is_private(sandboxed, berth_factory, backend)
     assert not tool(sandboxed.url, "write_file", {"path": "/evil", "bytes": 10})["ok"]
     assert tool(sandboxed.url, "write_file", {"path": "/tmp/mine", "bytes": 10, "keep": True})["ok"]
     assert tool(sandboxed.url, "read_file", {"path": "/tmp/mine"})["content"] == "x" * 10
-    other = berth_factory(TS, *args_for(backend))
+    other = launch(berth_factory, backend)
     # Another instance cannot see this one's /tmp.
     assert tool(other.url, "list_dir", {"path": "/tmp"})["ok"]
     assert not tool(other.url, "read_file", {"path": "/tmp/mine"})["ok"]
@@ -164,7 +174,7 @@ def test_disk_fill_is_stopped(sandboxed):
 
 
 def test_memory_bomb_is_killed_in_its_own_cgroup_and_berth_serves_on(berth_factory, backend):
-    b = berth_factory(TS, *args_for(backend))
+    b = launch(berth_factory, backend)
     assert tool(b.url, "alloc", {"mb": 16})["allocated_mb"] == 16
     r = call(b.url, "alloc", {"mb": 1024}, timeout=60)
     assert '"error"' in r.text, r.text
@@ -172,8 +182,8 @@ def test_memory_bomb_is_killed_in_its_own_cgroup_and_berth_serves_on(berth_facto
 
 
 def test_cpu_is_held_by_the_quota(berth_factory, backend):
-    free = tool(berth_factory(TS, *args_for(backend)).url, "spin", {"ms": 600})
-    held = tool(berth_factory(TS, *args_for(backend), "--cpus", "0.2").url, "spin", {"ms": 600})
+    free = tool(launch(berth_factory, backend).url, "spin", {"ms": 600})
+    held = tool(launch(berth_factory, backend, "--cpus", "0.2").url, "spin", {"ms": 600})
     assert held["ratio"] < 0.4, held
     assert free["ratio"] > held["ratio"] * 1.5, (free, held)
 
@@ -208,7 +218,7 @@ def test_kill_9_of_berth_leaves_no_container(berth_factory, backend):
     if backend != "container":
         pytest.skip("see the native test below")
     before = set(berth_containers())
-    b = berth_factory(TS, *args_for(backend))
+    b = launch(berth_factory, backend)
     tool(b.url, "whoami")
     mine = set(berth_containers()) - before
     assert mine, "no container was started"
@@ -221,7 +231,7 @@ def test_kill_9_of_berth_leaves_no_instance_or_cgroup(berth_factory, backend):
     if backend != "native":
         pytest.skip("see the container test above")
     before = set(berth_cgroups())
-    b = berth_factory(TS, *args_for(backend))
+    b = launch(berth_factory, backend)
     tool(b.url, "whoami")
     mine = set(berth_cgroups()) - before
     assert mine, "the instance has no cgroup"

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth_sandbox::container::ContainerSandbox;
 use berth_sandbox::native::NativeSandbox;
 use berth_sandbox::process::ProcessSandbox;
 use berth_sandbox::{Sandbox, SandboxSpec};
@@ -27,17 +28,27 @@ fn main() {
 async fn run() {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let server = std::env::var("BERTH_TESTSERVER").unwrap_or_else(|_| format!("{target}/release/berth-testserver"));
-    let spec = SandboxSpec::command(server, Vec::<String>::new());
-    let mut backends: Vec<(&str, Arc<dyn Sandbox>)> = vec![("fork/exec (none)", Arc::new(ProcessSandbox))];
+    let spec = SandboxSpec::command(server.clone(), Vec::<String>::new());
+    let mut backends: Vec<(&str, Arc<dyn Sandbox>, SandboxSpec)> =
+        vec![("fork/exec (none)", Arc::new(ProcessSandbox), spec.clone())];
     match NativeSandbox::current_exe() {
-        Ok(n) => backends.push(("native", Arc::new(n))),
+        Ok(n) => backends.push(("native", Arc::new(n), spec.clone())),
         Err(e) => println!("native: skipped ({e})"),
+    }
+    match (ContainerSandbox::connect().await, import_image(&server)) {
+        (Ok(c), Ok(image)) => {
+            let mut spec = spec.clone();
+            spec.image = Some(image);
+            backends.push(("container", Arc::new(c), spec));
+        }
+        (Err(e), _) => println!("container: skipped ({e})"),
+        (_, Err(e)) => println!("container: skipped ({e})"),
     }
     println!("cold start = launch → first JSON-RPC response; {LAUNCHES} launches each\n");
     println!("| backend            | p50 ms | p99 ms | idle RSS MiB | vs fork/exec p50 |");
     println!("|--------------------|--------|--------|--------------|------------------|");
     let mut baseline = None;
-    for (name, sandbox) in backends {
+    for (name, sandbox, spec) in backends {
         let mut times = Vec::with_capacity(LAUNCHES);
         let mut rss = Vec::new();
         for i in 0..LAUNCHES {
@@ -83,4 +94,26 @@ fn tree_rss_kib(pid: u32) -> u64 {
         .map(tree_rss_kib)
         .sum();
     own + kids
+}
+
+/// Imports an image holding only `server` and the libraries it links.
+fn import_image(server: &str) -> Result<String, String> {
+    let image = "berth-testserver:bench".to_owned();
+    let ldd = std::process::Command::new("ldd").arg(server).output().map_err(|e| e.to_string())?;
+    let mut files: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(str::to_owned)
+        .collect();
+    files.push(server.to_owned());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "set -e; d=$(mktemp -d); for f in {}; do cp --parents -L \"$f\" \"$d\"; done; \
+             mkdir -p \"$d/tmp\"; chmod -R a+rX \"$d\"; tar -C \"$d\" -cf - . | docker import - {image} >/dev/null; rm -rf \"$d\"",
+            files.join(" ")
+        ))
+        .status()
+        .map_err(|e| e.to_string())?;
+    status.success().then_some(image).ok_or_else(|| "docker import failed".into())
 }
