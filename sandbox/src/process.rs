@@ -4,7 +4,6 @@
 //! measured against. It still guarantees no orphans: the child is killed when
 //! its [`Instance`] is dropped and, through `PR_SET_PDEATHSIG`, when berth dies.
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
 use tokio::process::{Child, Command};
@@ -82,11 +81,7 @@ impl InstanceControl for ProcessControl {
     fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {
         Box::pin(async move {
             let status = self.child.wait().await.map_err(SandboxError::Control)?;
-            Ok(match (status.code(), status.signal()) {
-                (Some(code), _) => ExitStatus::Code(code),
-                (None, Some(sig)) => ExitStatus::Signal(sig),
-                (None, None) => ExitStatus::Code(-1),
-            })
+            Ok(status.into())
         })
     }
 
@@ -105,7 +100,7 @@ impl Drop for ProcessControl {
 }
 
 /// SIGKILLs the process group led by `pid` (a no-op once it is reaped).
-fn kill_group(pid: Option<u32>) {
+pub(crate) fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }

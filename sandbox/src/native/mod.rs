@@ -15,7 +15,6 @@ mod init;
 mod root;
 pub(crate) mod seccomp;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -181,9 +180,7 @@ struct NativeControl {
 
 impl NativeControl {
     fn cleanup(&mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
+        crate::process::kill_group(self.child.id());
         if let Some(group) = self.group.take() {
             group.destroy();
         }
@@ -200,11 +197,7 @@ impl InstanceControl for NativeControl {
         Box::pin(async move {
             let status = self.child.wait().await.map_err(SandboxError::Control)?;
             self.cleanup();
-            Ok(match (status.code(), status.signal()) {
-                (Some(code), _) => ExitStatus::Code(code),
-                (None, Some(sig)) => ExitStatus::Signal(sig),
-                (None, None) => ExitStatus::Code(-1),
-            })
+            Ok(status.into())
         })
     }
 
