@@ -198,3 +198,20 @@ def test_kill_9_of_berth_leaves_no_server(berth_factory):
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait(5)
     assert wait_for(lambda: not pid_alive(pid), 5), "server outlived a killed berth"
+
+
+def test_secrets_given_to_the_server_never_reach_logs_or_errors(berth_factory):
+    canary = "canary-7f3a9c0e5b1d"
+    b = berth_factory(TS, "--env", f"UPSTREAM_TOKEN={canary}", env={"BERTH_LOG": "trace"})
+    bodies = [
+        call(b.url, "echo", {"text": "hi"}).text,
+        call(b.url, "no-such-tool").text,
+        call(b.url, "crash").text,
+        call(b.url, "echo", {"text": "after"}).text,
+    ]
+    me = whoami(b.url)
+    assert "UPSTREAM_TOKEN" in me["env"], "the canary was not even passed"
+    for body in bodies:
+        assert canary not in body
+    b.stop()
+    assert canary not in b.logs()
