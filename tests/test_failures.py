@@ -215,3 +215,12 @@ def test_secrets_given_to_the_server_never_reach_logs_or_errors(berth_factory):
         assert canary not in body
     b.stop()
     assert canary not in b.logs()
+
+
+def test_hostile_probes_refuse_to_attack_an_unsandboxed_host(shared_berth):
+    """The escape suite's probes really mount and fork-bomb; unconfined as root they must not."""
+    b = shared_berth(TS)
+    for name, args in [("syscalls", {}), ("fork_bomb", {"n": 5}), ("alloc", {"mb": 1}), ("open_files", {"n": 5})]:
+        res = json.loads(result_text(call(b.url, name, args)))
+        if os.geteuid() == 0:
+            assert res == {"ok": False, "error": "refusing to attack the host as root; run me in a sandbox"}, name

@@ -112,7 +112,7 @@ def test_no_privileges_left(sandboxed):
 
 def test_escape_syscalls_are_refused(sandboxed):
     res = tool(sandboxed.url, "syscalls")
-    for name in ["mount", "unshare_user", "unshare_mount", "ptrace", "bpf", "keyctl", "setuid_root", "chroot"]:
+    for name in ["mount", "unshare_user", "unshare_mount", "ptrace", "bpf", "keyctl", "setuid_root", "chroot", "clone_newuser"]:
         assert res[name] != "ok", f"{name} succeeded inside the sandbox"
         assert "Operation not permitted" in res[name], (name, res[name])
 

@@ -150,12 +150,19 @@ fn ulimit(name: &str, value: Option<u64>) -> ResourcesUlimits {
 /// The same system calls the native backend refuses, as a Docker seccomp
 /// profile, so both backends draw the line in the same place.
 fn seccomp_profile() -> String {
-    let names: Vec<&str> = crate::native::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
-    serde_json::json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}],
-    })
-    .to_string()
+    use crate::native::seccomp::{DENIED, NAMESPACE_FLAGS};
+    let names: Vec<&str> = DENIED.iter().map(|(n, _)| *n).collect();
+    let mut rules = vec![
+        serde_json::json!({"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}),
+        serde_json::json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+    ];
+    rules.extend(NAMESPACE_FLAGS.iter().map(|&flag| {
+        serde_json::json!({
+            "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        })
+    }));
+    serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}).to_string()
 }
 
 /// Splits the engine's multiplexed output into stdout and stderr.

@@ -52,8 +52,22 @@ fn errno_of(ret: libc::c_long) -> String {
     if ret < 0 { std::io::Error::last_os_error().to_string() } else { "ok".into() }
 }
 
+/// The destructive probes refuse to run as root: unconfined, they would
+/// really mount, chroot or fork-bomb the host. In a sandbox they run as nobody.
+pub fn refuse_as_root() -> Option<Value> {
+    nix_is_root().then(|| json!({"ok": false, "error": "refusing to attack the host as root; run me in a sandbox"}))
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Tries system calls an escape needs; reports each outcome.
 pub fn syscalls() -> Value {
+    if let Some(refused) = refuse_as_root() {
+        return refused;
+    }
     let target = c"/tmp";
     let tmpfs = c"tmpfs";
     // SAFETY: each call passes valid pointers or integers; failures are the expected outcome.
@@ -67,12 +81,35 @@ pub fn syscalls() -> Value {
             "keyctl": errno_of(libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0)),
             "setuid_root": errno_of(libc::setuid(0) as libc::c_long),
             "chroot": errno_of(libc::chroot(target.as_ptr()) as libc::c_long),
+            "clone_newuser": clone_newuser(),
         })
+    }
+}
+
+/// Tries to create a user namespace with a raw `clone` (fork-like: the child,
+/// if there is one, exits at once).
+unsafe fn clone_newuser() -> String {
+    // SAFETY: without CLONE_VM the child gets a copy of memory, as with fork,
+    // and immediately calls the async-signal-safe _exit.
+    unsafe {
+        let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong;
+        let pid = libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize);
+        if pid == 0 {
+            libc::_exit(0);
+        }
+        if pid > 0 {
+            libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            return "ok".into();
+        }
+        errno_of(pid)
     }
 }
 
 /// Starts up to `n` processes that sleep; reports how many started.
 pub fn fork_bomb(n: u32) -> Value {
+    if let Some(refused) = refuse_as_root() {
+        return refused;
+    }
     let mut children = Vec::new();
     let mut error = None;
     for _ in 0..n {
@@ -94,6 +131,9 @@ pub fn fork_bomb(n: u32) -> Value {
 
 /// Allocates and touches `mb` MiB; reports if it survived.
 pub fn alloc(mb: u64) -> Value {
+    if let Some(refused) = refuse_as_root() {
+        return refused;
+    }
     let mut blocks: Vec<Vec<u8>> = Vec::new();
     for _ in 0..mb {
         blocks.push(vec![1u8; 1 << 20]);
@@ -103,6 +143,9 @@ pub fn alloc(mb: u64) -> Value {
 
 /// Writes `bytes` to `path`; reports how far it got.
 pub fn write_file(path: &str, bytes: u64, keep: bool) -> Value {
+    if let Some(refused) = refuse_as_root() {
+        return refused;
+    }
     let mut f = match std::fs::File::create(path) {
         Ok(f) => f,
         Err(e) => return json!({"ok": false, "written": 0, "error": e.to_string()}),
@@ -125,6 +168,9 @@ pub fn write_file(path: &str, bytes: u64, keep: bool) -> Value {
 
 /// Opens `/dev/null` up to `n` times; reports how many succeeded.
 pub fn open_files(n: u32) -> Value {
+    if let Some(refused) = refuse_as_root() {
+        return refused;
+    }
     let mut files = Vec::new();
     let mut error = None;
     for _ in 0..n {

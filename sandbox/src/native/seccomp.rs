@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+};
 
 use super::init::{Context, Failed};
 
@@ -53,12 +55,43 @@ pub(crate) const DENIED: &[(&str, i64)] = &[
     ("open_tree", libc::SYS_open_tree),
 ];
 
-/// Installs the filter on the calling thread (inherited across exec).
+/// `clone` flags that create namespaces: refused, so that a sandboxed
+/// process cannot gain capabilities in a user namespace of its own.
+pub(crate) const NAMESPACE_FLAGS: [i32; 7] = [
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWCGROUP,
+];
+
+/// Installs the filters on the calling thread (inherited across exec):
+/// `EPERM` for the denied calls and for `clone` with any namespace flag, and
+/// `ENOSYS` for `clone3`, whose flags sit behind a pointer a filter cannot
+/// read; libc then falls back to `clone`, which the first filter checks.
 pub(super) fn apply() -> Result<(), Failed> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
     let arch = TargetArch::try_from(std::env::consts::ARCH).ctx(|| "seccomp target".into())?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
-        .ctx(|| "building the seccomp filter".into())?;
-    let program: BpfProgram = filter.try_into().ctx(|| "compiling the seccomp filter".into())?;
-    seccompiler::apply_filter(&program).ctx(|| "installing the seccomp filter".into())
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
+    // One rule per flag; a call matching any of them is refused.
+    let clone_rules = NAMESPACE_FLAGS
+        .iter()
+        .map(|&flag| {
+            let flag = flag as u64;
+            let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)
+                .ctx(|| "seccomp condition".into())?;
+            SeccompRule::new(vec![cond]).ctx(|| "seccomp rule".into())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_clone, clone_rules);
+    install(rules, libc::EPERM, arch)?;
+    install(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), libc::ENOSYS, arch)
+}
+
+fn install(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32, arch: TargetArch) -> Result<(), Failed> {
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), arch)
+        .ctx(|| "building a seccomp filter".into())?;
+    let program: BpfProgram = filter.try_into().ctx(|| "compiling a seccomp filter".into())?;
+    seccompiler::apply_filter(&program).ctx(|| "installing a seccomp filter".into())
 }
