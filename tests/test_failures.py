@@ -224,3 +224,16 @@ def test_hostile_probes_refuse_to_attack_an_unsandboxed_host(shared_berth):
         res = json.loads(result_text(call(b.url, name, args)))
         if os.geteuid() == 0:
             assert res == {"ok": False, "error": "refusing to attack the host as root; run me in a sandbox"}, name
+
+
+@pytest.mark.parametrize("sandbox", ["none", "native"])
+def test_a_server_that_cannot_start_gets_a_clear_error(berth_factory, sandbox):
+    if sandbox == "native" and os.geteuid() != 0:
+        pytest.skip("the native sandbox needs root")
+    b = berth_factory(["/bin/sh", "-c", "echo 'secret-ish startup noise' >&2; exit 7"], "--sandbox", sandbox)
+    (m,) = messages(call(b.url, "echo", {"text": "x"}))
+    msg = m["error"]["message"]
+    assert m["error"]["code"] == -32001
+    assert "failed to start" in msg and "exit code 7" in msg, msg
+    assert "startup noise" not in msg, "stderr is for the log, not the client"
+    assert wait_for(lambda: "secret-ish startup noise" in b.logs(), 5)

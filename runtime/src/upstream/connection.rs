@@ -333,7 +333,7 @@ async fn read_loop(
         None => format!("server {reason}"),
     };
     let drained: Vec<Pending> = {
-        let _ = shared.closed.send(Some(reason.clone()));
+        shared.closed.send_replace(Some(reason.clone()));
         shared.pending.lock().drain().map(|(_, p)| p).collect()
     };
     let err = unavailable(&reason).to_raw();

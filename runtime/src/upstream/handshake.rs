@@ -104,15 +104,38 @@ async fn probe(conn: &Connection, timeout: Duration) -> Result<ServerProfile, St
     })
 }
 
+/// A server that exits before it is ready usually failed to start (a missing
+/// file, a missing mount, a crash). Its stderr is in berth's log; it is not
+/// repeated to the client, since it may hold secrets.
+async fn died(conn: &Connection) -> ErrorObject {
+    // The exit status follows stdout's closing by a moment.
+    for _ in 0..20 {
+        if conn.closed().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let reason = conn.closed().unwrap_or_else(|| "it exited".into());
+    ErrorObject::new(
+        code::SERVER_UNAVAILABLE,
+        format!("the server failed to start: {reason}; its stderr is in berth's log"),
+    )
+}
+
 async fn initialize(conn: &Connection, timeout: Duration) -> Result<ServerProfile, ErrorObject> {
     let params = json!({
         "protocolVersion": era::LEGACY[0],
         "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     });
-    let raw = conn.request("initialize", Some(params), timeout).await.map_err(|raw| {
-        ErrorObject::new(code::SERVER_UNAVAILABLE, format!("the server refused initialize: {}", raw.get()))
-    })?;
+    let raw = match conn.request("initialize", Some(params), timeout).await {
+        Ok(raw) => raw,
+        Err(_) if !conn.is_alive() => return Err(died(conn).await),
+        Err(raw) => {
+            let msg = format!("the server refused initialize: {}", raw.get());
+            return Err(ErrorObject::new(code::SERVER_UNAVAILABLE, msg));
+        }
+    };
     let result: Value = serde_json::from_str(raw.get())
         .map_err(|e| ErrorObject::new(code::SERVER_UNAVAILABLE, format!("invalid initialize result: {e}")))?;
     conn.notify("notifications/initialized", None);
