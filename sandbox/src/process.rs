@@ -29,37 +29,36 @@ fn spawn(spec: &SandboxSpec) -> Result<Instance, SandboxError> {
         return Err(SandboxError::InvalidSpec("empty program".into()));
     }
     let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so that killing it reaches the processes it
-        // starts (an `npx` or `uvx` launcher runs the real server as a child).
-        .process_group(0)
-        .kill_on_drop(true);
-    cmd.envs(spec.environment());
+    cmd.args(&spec.args).env_clear().envs(spec.environment());
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
+    spawn_piped(&mut cmd, &spec.program, |child| Box::new(ProcessControl { child }))
+}
+
+/// Starts `cmd` with piped stdio, in its own process group (so that killing
+/// it reaches the processes it starts: an `npx` or `uvx` launcher runs the
+/// real server as a child), killed on drop and when berth dies; `control`
+/// wraps the child in a backend's [`InstanceControl`].
+pub(crate) fn spawn_piped(
+    cmd: &mut Command,
+    program: &str,
+    control: impl FnOnce(Child) -> Box<dyn InstanceControl>,
+) -> Result<Instance, SandboxError> {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+    die_with_parent(cmd);
+    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn { program: program.to_owned(), source })?;
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(SandboxError::InvalidSpec("child stdio was not piped".into()));
     };
-    Ok(Instance {
-        stdin: Box::new(stdin),
-        stdout: Box::new(stdout),
-        stderr: Box::new(stderr),
-        control: Box::new(ProcessControl { child }),
-    })
+    Ok(Instance { stdin: Box::new(stdin), stdout: Box::new(stdout), stderr: Box::new(stderr), control: control(child) })
 }
 
 /// Asks the kernel to SIGKILL the child when berth's thread that forked it
 /// dies, so a `kill -9` of berth leaves no server running.
 #[allow(unsafe_code)]
-pub(crate) fn die_with_parent(cmd: &mut Command) {
+fn die_with_parent(cmd: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only makes the
     // async-signal-safe prctl syscall.
     unsafe {

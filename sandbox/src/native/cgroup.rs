@@ -21,7 +21,7 @@ pub fn check() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// An instance's cgroup, removed on [`Group::destroy`].
+/// An instance's cgroup, removed (with anything left in it) when dropped.
 pub struct Group {
     cgroup: Cgroup,
 }
@@ -65,9 +65,11 @@ impl Group {
             }
         }
     }
+}
 
+impl Drop for Group {
     /// Kills what is left and removes the group.
-    pub fn destroy(self) {
+    fn drop(&mut self) {
         for _ in 0..50 {
             if self.procs_files().is_empty() {
                 return; // already removed (the init cleans up after itself)

@@ -16,7 +16,6 @@ mod root;
 pub(crate) mod seccomp;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
@@ -125,24 +124,9 @@ impl NativeSandbox {
         };
         let json = serde_json::to_string(&init).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
         let mut cmd = Command::new(&self.exe);
-        cmd.env_clear()
-            .env(INIT_ENV, json)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        crate::process::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(SandboxError::InvalidSpec("child stdio was not piped".into()));
-        };
-        Ok(Instance {
-            stdin: Box::new(stdin),
-            stdout: Box::new(stdout),
-            stderr: Box::new(stderr),
-            control: Box::new(NativeControl { child, group: Some(group), root }),
+        cmd.env_clear().env(INIT_ENV, json);
+        crate::process::spawn_piped(&mut cmd, &spec.program, |child| {
+            Box::new(NativeControl { child, group: Some(group), root })
         })
     }
 }
@@ -181,9 +165,7 @@ struct NativeControl {
 impl NativeControl {
     fn cleanup(&mut self) {
         crate::process::kill_group(self.child.id());
-        if let Some(group) = self.group.take() {
-            group.destroy();
-        }
+        self.group.take();
         let _ = std::fs::remove_dir(&self.root);
     }
 }
