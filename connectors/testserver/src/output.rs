@@ -1,39 +1,86 @@
-//! stdout shared between rmcp and the `garbage` tool, so raw lines land
-//! between whole JSON-RPC messages rather than inside one.
+//! Process output. stdout has one owner, shared by rmcp and the `garbage`
+//! tool; stderr gets a writer that cannot panic.
+//!
+//! rmcp writes each message through tokio's stdout, which may split a large
+//! message across several `write` calls; a raw line written on another handle
+//! (even under `std::io::stdout().lock()`) could then land inside a message.
+//! Instead rmcp writes into an in-memory pipe and a single pump task copies
+//! whole lines to the real stdout, putting the raw lines between them.
+
+use std::io::{self, Write};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-/// Raw lines to print between messages.
+/// Raw bytes to print between whole messages.
 pub type Garbage = mpsc::UnboundedSender<Vec<u8>>;
 
-/// Returns the writer rmcp writes messages to and a sender for raw lines.
-pub fn spawn_stdout() -> (DuplexStream, Garbage) {
+/// The pipe rmcp writes to and the task that drains it.
+pub struct Stdout {
+    /// Give this to rmcp as the transport's write half.
+    pub writer: DuplexStream,
+    /// Give this to whatever prints raw lines.
+    pub garbage: Garbage,
+    /// Ends once `writer` is dropped and everything written has reached stdout.
+    pub pump: JoinHandle<()>,
+}
+
+/// Starts the pump on the current runtime.
+pub fn spawn() -> Stdout {
     let (writer, reader) = tokio::io::duplex(1 << 20);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        let mut out = tokio::io::stdout();
-        let mut lines = BufReader::new(reader);
-        let mut line = Vec::new();
-        loop {
-            tokio::select! {
-                n = lines.read_until(b'\n', &mut line) => {
-                    match n {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            if out.write_all(&line).await.is_err() { break; }
-                            line.clear();
+    let (garbage, raw_lines) = mpsc::unbounded_channel();
+    let pump = tokio::spawn(pump(reader, raw_lines));
+    Stdout { writer, garbage, pump }
+}
+
+async fn pump(reader: DuplexStream, mut raw_lines: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut out = tokio::io::stdout();
+    let mut messages = BufReader::new(reader);
+    // Survives across loop turns: `read_until` appends what it read before a
+    // raw line interrupted it, so a message is never cut.
+    let mut line = Vec::new();
+    loop {
+        tokio::select! {
+            // Raw lines first: a tool queues them before rmcp writes its reply,
+            // so they always precede that reply on stdout.
+            biased;
+            Some(raw) = raw_lines.recv() => {
+                if out.write_all(&raw).await.is_err() {
+                    break;
+                }
+            }
+            n = messages.read_until(b'\n', &mut line) => {
+                match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let written = out.write_all(&line).await;
+                        line.clear();
+                        if written.is_err() {
+                            break;
                         }
                     }
                 }
-                Some(raw) = rx.recv() => {
-                    if out.write_all(&raw).await.is_err() { break; }
-                }
-            }
-            if out.flush().await.is_err() {
-                break;
             }
         }
-    });
-    (writer, tx)
+        if out.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = out.flush().await;
+}
+
+/// Writes lines to stderr, ignoring failure: `eprintln!` would panic if the
+/// reader of stderr went away, and losing a diagnostic must not kill a call.
+pub fn stderr_lines<I, S>(lines: I)
+where
+    I: IntoIterator<Item = S>,
+    S: std::fmt::Display,
+{
+    let mut err = io::stderr().lock();
+    for line in lines {
+        if writeln!(err, "{line}").is_err() {
+            return;
+        }
+    }
 }
