@@ -1,59 +1,82 @@
 #!/usr/bin/env bash
 # Installs berth's pinned test peers, idempotently, into a cache folder this
-# script owns: a Python venv (the official `mcp` SDK, mcp-server-time, pytest)
-# and node_modules (the TypeScript SDK, server-everything, supergateway).
-# Re-running with everything in place takes well under two seconds.
+# script owns (default $REPO/.cache/test-peers, override with BERTH_TEST_CACHE):
+#   venv/  Python venv from tests/peers/requirements.txt (the official `mcp`
+#          SDK, mcp-server-time, pytest, httpx; every version exact)
+#   node/  `npm ci` of tests/peers/package.json + package-lock.json (the
+#          TypeScript SDK, server-everything, supergateway)
+# Each part is skipped while its stamp records the hash of its pin file and the
+# install is still there, so a re-run with everything in place takes well under
+# two seconds. Debian packages are installed only when a tool is missing.
 #
-# Source it to get BERTH_PEERS, BERTH_PY and BERTH_NODE_MODULES exported, or
-# run it to install and print them.
+# Run it to install and print the exports; or source it to install and get
+# BERTH_PEERS, BERTH_PY, BERTH_NODE_MODULES and BERTH_SUPERGATEWAY exported
+# (sourcing runs the install in a child bash, so the caller's shell options are
+# left alone and a failure returns non-zero instead of exiting the shell).
+
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  _berth_peers_out=$(bash "${BASH_SOURCE[0]}") || return $?
+  eval "$_berth_peers_out"
+  unset _berth_peers_out
+  return 0
+fi
+
 set -euo pipefail
 
-_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BERTH_PEERS=${BERTH_TEST_CACHE:-$_repo/.cache/test-peers}
-_spec="$_repo/tests/peers"
-mkdir -p "$BERTH_PEERS"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${BERTH_TEST_CACHE:-$REPO/.cache/test-peers}
+SPEC=$REPO/tests/peers
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+VENV=$CACHE/venv
+NODE=$CACHE/node
 
-_need_apt=()
-command -v python3 >/dev/null || _need_apt+=(python3 python3-venv)
-command -v node >/dev/null || _need_apt+=(nodejs)
-command -v npm >/dev/null || _need_apt+=(npm)
-python3 -c 'import ensurepip' 2>/dev/null || _need_apt+=(python3-venv)
-if [ ${#_need_apt[@]} -gt 0 ]; then
-  echo "test-peers: installing Debian packages: ${_need_apt[*]}" >&2
+say() { echo "test-peers: $*" >&2; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# One installer at a time per cache (CI and a developer may share a machine).
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.lock"
+  flock 9
+fi
+
+# Debian packages, only for what is missing.
+apt_pkgs=()
+command -v python3 >/dev/null || apt_pkgs+=(python3)
+if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  apt_pkgs+=(python3-venv)
+fi
+command -v node >/dev/null || apt_pkgs+=(nodejs)
+command -v npm >/dev/null || apt_pkgs+=(npm)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${apt_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${_need_apt[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
 fi
 
-_hash() { sha256sum "$@" | sha256sum | cut -c1-16; }
-
-# Python peers.
-_py_stamp="$BERTH_PEERS/venv/.berth-stamp"
-_py_want=$(_hash "$_spec/requirements.txt")
-if [ "$(cat "$_py_stamp" 2>/dev/null)" != "$_py_want" ]; then
-  echo "test-peers: installing Python peers into $BERTH_PEERS/venv" >&2
-  [ -x "$BERTH_PEERS/venv/bin/python" ] || python3 -m venv "$BERTH_PEERS/venv"
-  "$BERTH_PEERS/venv/bin/pip" install -q --disable-pip-version-check -r "$_spec/requirements.txt"
-  echo "$_py_want" >"$_py_stamp"
+# Python peers: a fresh venv whenever the pins (or the interpreter) change.
+py_want=$(hash_of "$SPEC/requirements.txt" <(python3 -c 'import sys; print(sys.version)'))
+if [ "$(cat "$VENV/.berth-stamp" 2>/dev/null)" != "$py_want" ] || [ ! -x "$VENV/bin/python" ]; then
+  say "installing Python peers into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --no-input --disable-pip-version-check -r "$SPEC/requirements.txt"
+  echo "$py_want" >"$VENV/.berth-stamp"
 fi
 
-# Node peers.
-_node="$BERTH_PEERS/node"
-_node_stamp="$_node/.berth-stamp"
-_node_want=$(_hash "$_spec/package.json" "$_spec/package-lock.json")
-if [ "$(cat "$_node_stamp" 2>/dev/null)" != "$_node_want" ]; then
-  echo "test-peers: installing Node peers into $_node" >&2
-  mkdir -p "$_node"
-  cp "$_spec/package.json" "$_spec/package-lock.json" "$_node/"
-  (cd "$_node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
-  echo "$_node_want" >"$_node_stamp"
+# Node peers: npm ci from the committed lock.
+node_want=$(hash_of "$SPEC/package.json" "$SPEC/package-lock.json")
+if [ "$(cat "$NODE/.berth-stamp" 2>/dev/null)" != "$node_want" ] || [ ! -f "$NODE/node_modules/.package-lock.json" ]; then
+  say "installing Node peers into $NODE"
+  mkdir -p "$NODE"
+  rm -f "$NODE/.berth-stamp"
+  cp "$SPEC/package.json" "$SPEC/package-lock.json" "$NODE/"
+  (cd "$NODE" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$node_want" >"$NODE/.berth-stamp"
 fi
 
-export BERTH_PEERS
-export BERTH_PY="$BERTH_PEERS/venv/bin/python"
-export BERTH_NODE_MODULES="$_node/node_modules"
-export BERTH_SUPERGATEWAY="$BERTH_NODE_MODULES/supergateway/dist/index.js"
-
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  printf 'export BERTH_PEERS=%q BERTH_PY=%q BERTH_NODE_MODULES=%q BERTH_SUPERGATEWAY=%q\n' \
-    "$BERTH_PEERS" "$BERTH_PY" "$BERTH_NODE_MODULES" "$BERTH_SUPERGATEWAY"
-fi
+printf 'export BERTH_PEERS=%q\n' "$CACHE"
+printf 'export BERTH_PY=%q\n' "$VENV/bin/python"
+printf 'export BERTH_NODE_MODULES=%q\n' "$NODE/node_modules"
+printf 'export BERTH_SUPERGATEWAY=%q\n' "$NODE/node_modules/supergateway/dist/index.js"
