@@ -1,4 +1,15 @@
-//! berth's connector catalog: manifests, validation, the versioned store and artifacts.
+//! berth's connector catalog: manifests, their validation, the versioned store
+//! and the artifacts a launch needs.
 //!
-//! Empty until the catalog issue lands: it exists now so the dependency direction
-//! (`runtime` → `catalog`, never the reverse) holds from the first commit.
+//! A manifest is the official registry's `server.json` plus berth's hosting
+//! extension ([`manifest::EXTENSION_KEY`]). This crate knows nothing of HTTP
+//! routing or sandboxes: the runtime turns a [`Manifest`] into a launch.
+
+pub mod manifest;
+mod problem;
+pub mod store;
+mod validate;
+
+pub use manifest::Manifest;
+pub use problem::{Invalid, Problem};
+pub use store::{Entry, Status, Store, StoreError, VersionRef};
