@@ -5,6 +5,7 @@
 //! extension ([`manifest::EXTENSION_KEY`]). This crate knows nothing of HTTP
 //! routing or sandboxes: the runtime turns a [`Manifest`] into a launch.
 
+pub mod artifact;
 pub mod manifest;
 mod problem;
 pub mod store;

@@ -110,7 +110,7 @@ impl Entry {
 }
 
 /// Which version of a connector.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VersionRef {
     /// Whatever `latest` points at.
     Latest,
@@ -180,7 +180,8 @@ impl Store {
     /// or `postgres://…` — and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let url = if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
+        let url =
+            if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
         let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
         if url.starts_with("sqlite:") {
             // WAL lets readers continue while a publish writes; the busy
@@ -257,13 +258,14 @@ impl Store {
 
     /// Sets a version's status (deprecate, yank, restore).
     pub async fn set_status(&self, name: &str, version: &str, status: Status) -> Result<Entry, StoreError> {
-        let done = sqlx::query("UPDATE connector_versions SET status = $1, updated_ms = $2 WHERE name = $3 AND version = $4")
-            .bind(status.as_str())
-            .bind(millis(SystemTime::now()))
-            .bind(name)
-            .bind(version)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE connector_versions SET status = $1, updated_ms = $2 WHERE name = $3 AND version = $4")
+                .bind(status.as_str())
+                .bind(millis(SystemTime::now()))
+                .bind(name)
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("{name} {version}")));
         }
@@ -330,7 +332,6 @@ impl Store {
             .await?)
     }
 }
-
 
 fn entry(row: &AnyRow) -> Result<Entry, StoreError> {
     let name: String = row.try_get("name")?;

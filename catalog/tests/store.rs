@@ -40,14 +40,18 @@ async fn latest_follows_semver_and_skips_yanked_versions() {
     for v in ["1.2.0", "1.10.0", "1.9.3", "2.0.0-rc.1"] {
         s.publish(&manifest("com.example/b", v)).await.unwrap();
     }
-    let latest = |s: Store| async move { s.get("com.example/b", &VersionRef::Latest).await.unwrap().version().to_owned() };
+    let latest =
+        |s: Store| async move { s.get("com.example/b", &VersionRef::Latest).await.unwrap().version().to_owned() };
     assert_eq!(latest(s.clone()).await, "2.0.0-rc.1");
     s.set_status("com.example/b", "2.0.0-rc.1", Status::Deleted).await.unwrap();
     assert_eq!(latest(s.clone()).await, "1.10.0");
     s.set_status("com.example/b", "1.10.0", Status::Deprecated).await.unwrap();
     assert_eq!(latest(s.clone()).await, "1.9.3", "an active version wins over a deprecated one");
     // A yanked version still blocks reuse of its number.
-    assert!(matches!(s.publish(&manifest("com.example/b", "2.0.0-rc.1")).await, Err(StoreError::AlreadyPublished { .. })));
+    assert!(matches!(
+        s.publish(&manifest("com.example/b", "2.0.0-rc.1")).await,
+        Err(StoreError::AlreadyPublished { .. })
+    ));
     assert!(matches!(s.get("com.example/none", &VersionRef::Latest).await, Err(StoreError::NotFound(_))));
 }
 
@@ -75,7 +79,8 @@ async fn pages_cover_every_version_once() {
         }
     }
     assert_eq!(got, want);
-    let latest = s.list(&ListQuery { latest_only: true, search: Some("C3".into()), ..ListQuery::default() }).await.unwrap();
+    let latest =
+        s.list(&ListQuery { latest_only: true, search: Some("C3".into()), ..ListQuery::default() }).await.unwrap();
     assert_eq!(latest.entries.len(), 1);
     assert_eq!(latest.entries[0].version(), "0.2.0");
 }
@@ -88,7 +93,9 @@ async fn racing_publishers_never_corrupt_the_catalog() {
     // 20 publishers: 10 distinct versions, each published twice at once.
     for i in 0..20 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.publish(&manifest("com.example/race", &format!("1.0.{}", i % 10))).await }));
+        tasks.push(tokio::spawn(
+            async move { s.publish(&manifest("com.example/race", &format!("1.0.{}", i % 10))).await },
+        ));
     }
     let mut ok = 0;
     for t in tasks {

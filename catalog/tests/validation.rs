@@ -84,9 +84,21 @@ fn every_broken_field_is_named_with_its_pointer() {
         (with(&[("/version", json!("latest"))]), "/version".into(), "not \"latest\""),
         (with(&[("/packages/0/version", json!("1.x"))]), "/packages/0/version".into(), "not a range"),
         (with(&[("/packages/0/version", Value::Null)]), "/packages/0/version".into(), "exact version"),
-        (with(&[("/packages/0/registryType", json!("nuget"))]), "/packages/0/registryType".into(), "unsupported registry type"),
-        (with(&[("/packages/0/transport", json!({"type": "sse", "url": "https://x.example/sse"}))]), "/packages/0/transport/type".into(), "berth hosts stdio"),
-        (with(&[("/packages/0/environmentVariables/0", json!({"name": "1BAD-NAME"}))]), "/packages/0/environmentVariables/0/name".into(), "not a valid environment variable name"),
+        (
+            with(&[("/packages/0/registryType", json!("nuget"))]),
+            "/packages/0/registryType".into(),
+            "unsupported registry type",
+        ),
+        (
+            with(&[("/packages/0/transport", json!({"type": "sse", "url": "https://x.example/sse"}))]),
+            "/packages/0/transport/type".into(),
+            "berth hosts stdio",
+        ),
+        (
+            with(&[("/packages/0/environmentVariables/0", json!({"name": "1BAD-NAME"}))]),
+            "/packages/0/environmentVariables/0/name".into(),
+            "not a valid environment variable name",
+        ),
         (with(&[("/packages/0/fileSha256", json!("ABC"))]), "/packages/0/fileSha256".into(), "64 lowercase hex"),
         (with(&[("/packages", json!([]))]), "/packages".into(), "at least one package"),
         (with(&[("/websiteUrl", json!("ftp://example.com"))]), "/websiteUrl".into(), "http:// or https://"),
@@ -99,10 +111,29 @@ fn every_broken_field_is_named_with_its_pointer() {
         (with(&[(&ext("/egress"), json!(["https://api.example.com/v1"]))]), ext("/egress/0"), "no scheme"),
         (with(&[(&ext("/isolation"), json!("shared"))]), ext("/isolation"), "cannot go into a shared instance"),
         (with(&[(&ext("/scaling"), json!({"min": 5, "max": 2}))]), ext("/scaling/min"), "must not exceed max"),
-        (with(&[(&ext("/credentials"), json!([{"provider": "github", "inject": {"env": "A", "file": "/b"}}]))]), ext("/credentials/0/inject"), "exactly one"),
-        (with(&[(&ext("/credentials"), json!([{"provider": "github", "inject": {"file": "relative/token"}}]))]), ext("/credentials/0/inject/file"), "absolute path"),
-        (with(&[(&ext("/policy"), json!({"allow": ["x"], "deny": ["x"]}))]), ext("/policy/deny/0"), "both allowed and denied"),
-        (with(&[("/packages/0/registryType", json!("mcpb")), ("/packages/0/identifier", json!("https://example.com/a.mcpb"))]), "/packages/0/fileSha256".into(), "must carry fileSha256"),
+        (
+            with(&[(&ext("/credentials"), json!([{"provider": "github", "inject": {"env": "A", "file": "/b"}}]))]),
+            ext("/credentials/0/inject"),
+            "exactly one",
+        ),
+        (
+            with(&[(&ext("/credentials"), json!([{"provider": "github", "inject": {"file": "relative/token"}}]))]),
+            ext("/credentials/0/inject/file"),
+            "absolute path",
+        ),
+        (
+            with(&[(&ext("/policy"), json!({"allow": ["x"], "deny": ["x"]}))]),
+            ext("/policy/deny/0"),
+            "both allowed and denied",
+        ),
+        (
+            with(&[
+                ("/packages/0/registryType", json!("mcpb")),
+                ("/packages/0/identifier", json!("https://example.com/a.mcpb")),
+            ]),
+            "/packages/0/fileSha256".into(),
+            "must carry fileSha256",
+        ),
     ];
     assert!(cases.len() >= 15);
     for (doc, pointer, fragment) in cases {

@@ -3,10 +3,15 @@
 //!
 //! The request path reads top to bottom: [`front`] (HTTP, era detection,
 //! header checks) → [`upstream`] (one multiplexed server process, its
-//! handshake and supervision). [`era`] holds what differs between the
+//! handshake and supervision). `berth serve` adds [`hosting`] (every
+//! catalog connector at its own URL, started on demand) and [`serve`] (its
+//! HTTP surface: MCP endpoints, admin API, registry API). [`era`] holds what differs between the
 //! protocol revisions, and [`jsonrpc`] the little of JSON-RPC berth parses.
 
 pub mod era;
 pub mod front;
+pub mod hosting;
 pub mod jsonrpc;
+pub mod sandboxes;
+pub mod serve;
 pub mod upstream;

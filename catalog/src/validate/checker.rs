@@ -64,10 +64,7 @@ impl Checker {
         let s = self.string(obj, at, key, required)?;
         let n = s.chars().count();
         if !len.contains(&n) {
-            self.report(
-                &at.key(key),
-                format!("expected {} to {} characters, found {n}", len.start(), len.end()),
-            );
+            self.report(&at.key(key), format!("expected {} to {} characters, found {n}", len.start(), len.end()));
         }
         Some(s)
     }

@@ -44,7 +44,12 @@ pub(super) fn check(c: &mut Checker, doc: &Map<String, Value>, root: &Pointer) {
 }
 
 /// Returns the backend named, if any.
-fn sandbox<'a>(c: &mut Checker, ext: &'a Map<String, Value>, at: &Pointer, doc: &Map<String, Value>) -> Option<&'a str> {
+fn sandbox<'a>(
+    c: &mut Checker,
+    ext: &'a Map<String, Value>,
+    at: &Pointer,
+    doc: &Map<String, Value>,
+) -> Option<&'a str> {
     let s = c.member_object(ext, at, "sandbox")?;
     let here = at.key("sandbox");
     c.only(s, &here, &["backend", "image"]);
@@ -107,7 +112,10 @@ fn egress_entry(c: &mut Checker, v: &Value, at: Pointer) {
         || (!host.is_empty()
             && host.len() <= 253
             && host.split('.').all(|l| {
-                !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
             }));
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
     if !host_ok || !port_ok {

@@ -65,13 +65,16 @@ fn name_rules(c: &mut Checker, name: &str, at: &Pointer) {
     if labels.len() < 2 || !labels.iter().all(label_ok) {
         c.report(
             at,
-            format!("namespace \"{namespace}\" is not reverse-DNS: expected dot-separated labels such as \"com.example\""),
+            format!(
+                "namespace \"{namespace}\" is not reverse-DNS: expected dot-separated labels such as \"com.example\""
+            ),
         );
     }
 }
 
 fn uri(c: &mut Checker, s: &str, at: &Pointer, https_only: bool) {
-    let scheme_ok = if https_only { s.starts_with("https://") } else { s.starts_with("https://") || s.starts_with("http://") };
+    let scheme_ok =
+        if https_only { s.starts_with("https://") } else { s.starts_with("https://") || s.starts_with("http://") };
     if !scheme_ok || s.contains(char::is_whitespace) || s.len() <= "https://".len() {
         let want = if https_only { "an https:// URL" } else { "an http:// or https:// URL" };
         c.report(at, format!("expected {want}, found \"{s}\""));
@@ -157,9 +160,13 @@ fn package(c: &mut Checker, v: &Value, at: &Pointer) -> bool {
         }
         Some(t) => c.object(t, &at.key("transport")),
     };
-    let stdio = transport.and_then(|t| c.one_of(t, &at.key("transport"), "type", true, &["stdio", "streamable-http", "sse"]));
+    let stdio =
+        transport.and_then(|t| c.one_of(t, &at.key("transport"), "type", true, &["stdio", "streamable-http", "sse"]));
     if let Some(kind) = stdio.filter(|k| *k != "stdio") {
-        c.report(&at.key("transport").key("type"), format!("berth hosts stdio servers; \"{kind}\" packages are already remote"));
+        c.report(
+            &at.key("transport").key("type"),
+            format!("berth hosts stdio servers; \"{kind}\" packages are already remote"),
+        );
     }
     known.is_some() && stdio == Some("stdio")
 }

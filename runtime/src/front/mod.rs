@@ -114,6 +114,23 @@ impl Front {
         self.closing.subscribe()
     }
 
+    /// Serves one request addressed to this endpoint, for routers that pick
+    /// among many endpoints themselves (`berth serve`, one per connector).
+    pub async fn handle(self: Arc<Self>, req: axum::extract::Request) -> Response {
+        let (parts, body) = req.into_parts();
+        match parts.method {
+            http::Method::POST => match axum::body::to_bytes(body, self.config.max_body).await {
+                Ok(bytes) => post_mcp(State(self), parts.headers, bytes).await,
+                Err(_) => {
+                    bad(StatusCode::PAYLOAD_TOO_LARGE, code::INVALID_REQUEST, "request body too large or cut short")
+                }
+            },
+            http::Method::GET => get_mcp(State(self), parts.headers).await,
+            http::Method::DELETE => delete_mcp(State(self), parts.headers).await,
+            _ => bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE"),
+        }
+    }
+
     /// The axum router serving this endpoint at `path`.
     pub fn router(self: &Arc<Self>, path: &str) -> Router {
         Router::new()
@@ -123,7 +140,8 @@ impl Front {
     }
 }
 
-fn bad(status: StatusCode, code: i64, msg: impl Into<String>) -> Response {
+/// A JSON-RPC error with no id, for requests refused before they are read.
+pub fn bad(status: StatusCode, code: i64, msg: impl Into<String>) -> Response {
     reply::error(status, None, &ErrorObject::new(code, msg))
 }
 

@@ -171,6 +171,11 @@ impl Connection {
         self.shared.alive.load(Ordering::Acquire)
     }
 
+    /// Requests sent and not yet answered (open subscriptions included).
+    pub fn in_flight(&self) -> usize {
+        self.shared.pending.lock().len()
+    }
+
     /// Whether the server has gone away; the reason if so.
     pub fn closed(&self) -> Option<String> {
         self.shared.closed.borrow().clone()

@@ -81,6 +81,7 @@ pub struct Host {
     current: RwLock<Option<Arc<Ready>>>,
     launcher: tokio::sync::Mutex<Launcher>,
     events: broadcast::Sender<Arc<Broadcast>>,
+    last_used: parking_lot::Mutex<Instant>,
 }
 
 impl Host {
@@ -93,6 +94,7 @@ impl Host {
             current: RwLock::new(None),
             launcher: tokio::sync::Mutex::new(Launcher { failures: 0, era }),
             events: broadcast::channel(256).0,
+            last_used: parking_lot::Mutex::new(Instant::now()),
         }
     }
 
@@ -108,6 +110,7 @@ impl Host {
 
     /// A ready server, launching (or relaunching) one if needed.
     pub async fn ready(&self) -> Result<Arc<Ready>, ErrorObject> {
+        *self.last_used.lock() = Instant::now();
         if let Some(ready) = self.current() {
             return Ok(ready);
         }
@@ -172,6 +175,13 @@ impl Host {
         // Full jitter on the upper half keeps relaunches of many hosts apart.
         let half = capped / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+
+    /// How long the running server has had nothing to do: no request in
+    /// flight and none asked for. `None` when nothing runs or work is open.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let ready = self.current()?;
+        (ready.conn.in_flight() == 0).then(|| self.last_used.lock().elapsed())
     }
 
     /// Stops the current server, if any (it is killed once unused).

@@ -1,0 +1,8 @@
+//! The subcommands; each file parses its flags and wires library parts.
+
+pub mod examples;
+pub mod parse;
+pub mod publish;
+pub mod run;
+pub mod serve;
+pub mod shutdown;

@@ -1,0 +1,135 @@
+//! `berth run`: one STDIO server hosted at `http://ADDR/mcp`, no catalog.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use berth_runtime::front::{Front, FrontConfig};
+use berth_runtime::sandboxes::{Backend, Sandboxes};
+use berth_runtime::upstream::{Era, Host, HostConfig};
+use berth_sandbox::{Limits, Mount, SandboxSpec};
+use clap::ValueEnum;
+
+use super::{parse, shutdown};
+
+/// The default listen address of `berth run`.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8378";
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = DEFAULT_LISTEN, env = "BERTH_LISTEN")]
+    listen: SocketAddr,
+    /// Environment variable for the server, KEY=VALUE (repeatable). The
+    /// server sees only these plus PATH and HOME.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env)]
+    env: Vec<(String, String)>,
+    /// Sandbox backend.
+    #[arg(long, value_enum, default_value_t = Backend::None)]
+    sandbox: Backend,
+    /// Image to run the server in (`--sandbox container`).
+    #[arg(long)]
+    image: Option<String>,
+    /// Host path visible inside the sandbox at the same path, read-only;
+    /// append `:rw` to make it writable (repeatable).
+    #[arg(long = "mount", value_name = "PATH[:rw]", value_parser = parse::mount)]
+    mounts: Vec<Mount>,
+    /// Memory limit of the server, e.g. `256M` or `1G` (native sandbox).
+    #[arg(long, value_parser = parse::size)]
+    memory: Option<u64>,
+    /// Most processes and threads the server may have (native sandbox).
+    #[arg(long)]
+    pids: Option<u64>,
+    /// CPU limit in cores, e.g. `0.5` (native sandbox).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// The server's protocol era, if known; probed otherwise.
+    #[arg(long, value_enum, default_value_t = EraArg::Auto)]
+    era: EraArg,
+    /// Extra host name accepted in the Host header (repeatable; `*` for any).
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Origin accepted from browsers (repeatable; `*` for any).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Longest a request may run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    request_timeout: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body: usize,
+    /// Longest line accepted from the server, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_line: usize,
+    /// The server command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EraArg {
+    Auto,
+    Legacy,
+    Modern,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let Some((program, rest)) = args.command.split_first() else { bail!("no server command given") };
+    let mut spec = SandboxSpec::command(program.clone(), rest.iter().cloned());
+    spec.inherit_env = vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()];
+    spec.env = args.env;
+    spec.mounts = args.mounts;
+    spec.image = args.image;
+    spec.limits = Limits { memory: args.memory, pids: args.pids, cpus: args.cpus, ..Limits::default() };
+    let mut host = HostConfig::new(program.clone(), spec);
+    host.era = match args.era {
+        EraArg::Auto => None,
+        EraArg::Legacy => Some(Era::Legacy),
+        EraArg::Modern => Some(Era::Modern),
+    };
+    host.limits.max_line = args.max_line;
+    if args.sandbox == Backend::Container && host.spec.image.is_none() {
+        bail!("--sandbox container needs --image");
+    }
+    let sandbox = Sandboxes::default().get(args.sandbox).await.map_err(anyhow::Error::msg)?;
+    let host = Arc::new(Host::new(host, sandbox));
+
+    let mut config = FrontConfig::default();
+    config.allow.hosts.extend(args.allowed_hosts);
+    if !args.listen.ip().is_unspecified() && !args.listen.ip().is_loopback() {
+        config.allow.hosts.push(args.listen.ip().to_string());
+    }
+    config.allow.origins = args.allowed_origins;
+    config.request_timeout = Duration::from_secs(args.request_timeout);
+    config.max_body = args.max_body;
+    let front = Front::new(host.clone(), config);
+    let app = front.router("/mcp");
+
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("berth: serving `{}` at http://{addr}/mcp", args.command.join(" "));
+    // Start the server now, so the first client does not wait for it.
+    let warm = host.clone();
+    tokio::spawn(async move {
+        if let Err(err) = warm.ready().await {
+            tracing::warn!(error = %err.message, "server did not start; will retry on first request");
+        }
+    });
+    let closer = front.clone();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown::signal().await;
+        closer.close();
+    });
+    // In-flight requests get a grace period to finish; then berth exits anyway.
+    let mut serve = std::pin::pin!(serve.into_future());
+    tokio::select! {
+        res = &mut serve => res.context("serving HTTP")?,
+        _ = async { front.closed().await; tokio::time::sleep(shutdown::GRACE).await } => {
+            tracing::warn!(grace = ?shutdown::GRACE, "requests still running after the grace period; exiting");
+        }
+    }
+    host.shutdown();
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! `berth serve`: the catalog's connectors, each at its own URL, plus the
+//! admin and registry APIs. Embedded defaults: a data directory holding a
+//! SQLite catalog, the artifacts and the admin token.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_catalog::artifact::Artifacts;
+use berth_catalog::{Manifest, Store, StoreError};
+use berth_runtime::front::FrontConfig;
+use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
+use berth_runtime::sandboxes::Backend;
+use berth_runtime::serve::{AppState, router};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{examples, shutdown};
+
+/// The default listen address of `berth serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8377";
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (flags and env win).
+    /// Default: `berth.toml` in the data directory, if there is one.
+    #[arg(long, env = "BERTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "BERTH_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the catalog, artifacts and admin token live.
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Catalog database: `sqlite://PATH` or `postgres://…`.
+    /// Default: `catalog.db` in the data directory.
+    #[arg(long, env = "BERTH_DATABASE_URL")]
+    database: Option<String>,
+    /// Bearer token of the admin API. Default: generated once into
+    /// `admin-token` in the data directory.
+    #[arg(long, env = "BERTH_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Sandbox for connectors whose manifest names none.
+    #[arg(long, value_enum, env = "BERTH_DEFAULT_SANDBOX")]
+    default_sandbox: Option<Backend>,
+    /// When packages are installed: at publish, or on first use.
+    #[arg(long, value_enum, env = "BERTH_MATERIALIZE")]
+    materialize: Option<Materialize>,
+    /// Do not publish the example connectors on start.
+    #[arg(long)]
+    no_examples: bool,
+    /// Extra host name accepted in the Host header (repeatable; `*` for any).
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Origin accepted from browsers (repeatable; `*` for any).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+}
+
+/// `berth.toml`: every setting optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    admin_token: Option<String>,
+    default_sandbox: Option<Backend>,
+    materialize: Option<Materialize>,
+    examples: Option<bool>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+
+/// The settings in force: flag or env, else file, else default.
+struct Settings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    database: String,
+    admin_token: Option<String>,
+    default_sandbox: Backend,
+    materialize: Materialize,
+    examples: bool,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+}
+
+impl Settings {
+    fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let default_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        let path = args.config.clone().or_else(|| Some(default_dir.join("berth.toml")).filter(|p| p.exists()));
+        let file: FileConfig = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("in {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or(default_dir);
+        let database = args
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("catalog.db").display()));
+        Ok(Self {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            database,
+            admin_token: args.admin_token.or(file.admin_token),
+            default_sandbox: args.default_sandbox.or(file.default_sandbox).unwrap_or(Backend::Native),
+            materialize: args.materialize.or(file.materialize).unwrap_or(Materialize::Launch),
+            examples: !args.no_examples && file.examples.unwrap_or(true),
+            allowed_hosts: [file.allowed_hosts, args.allowed_hosts].concat(),
+            allowed_origins: [file.allowed_origins, args.allowed_origins].concat(),
+            data_dir,
+        })
+    }
+}
+
+/// `$XDG_DATA_HOME/berth`, or `~/.local/share/berth`, or `./berth-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("berth");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/berth"),
+        None => PathBuf::from("berth-data"),
+    }
+}
+
+/// The admin token: given, or read from (or first written to) the data dir
+/// with owner-only permissions.
+pub fn admin_token(data_dir: &Path, given: Option<String>) -> anyhow::Result<String> {
+    if let Some(t) = given.filter(|t| !t.is_empty()) {
+        return Ok(t);
+    }
+    let path = data_dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_owned());
+    }
+    let token = format!("berth_{}", hex::encode(rand::random::<[u8; 24]>()));
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    let token = admin_token(&settings.data_dir, settings.admin_token.clone())?;
+    let store =
+        Store::open(&settings.database).await.with_context(|| format!("opening {}", redact(&settings.database)))?;
+    let mut front = FrontConfig::default();
+    front.allow.hosts.extend(settings.allowed_hosts.iter().cloned());
+    if !settings.listen.ip().is_unspecified() && !settings.listen.ip().is_loopback() {
+        front.allow.hosts.push(settings.listen.ip().to_string());
+    }
+    front.allow.origins = settings.allowed_origins.clone();
+    let hosting = Hosting::new(
+        store,
+        Artifacts::new(settings.data_dir.join("artifacts")),
+        HostingConfig { default_backend: settings.default_sandbox, materialize: settings.materialize, front },
+    );
+    if settings.examples {
+        for manifest in examples::manifests() {
+            publish_example(&hosting, manifest).await;
+        }
+    }
+    let state =
+        Arc::new(AppState { hosting: hosting.clone(), admin_token_sha256: Sha256::digest(token.as_bytes()).into() });
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    println!("berth: serving the catalog at http://{addr}/mcp/{{name}}");
+    println!("berth: registry API at http://{addr}/v0/servers, admin API at http://{addr}/admin/v1");
+    println!("berth: data in {}", settings.data_dir.display());
+    let closer = hosting.clone();
+    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown::signal().await;
+        closer.close();
+    });
+    let mut serve = std::pin::pin!(serve.into_future());
+    tokio::select! {
+        res = &mut serve => res.context("serving HTTP")?,
+        _ = async { shutdown::signal().await; tokio::time::sleep(shutdown::GRACE * 2).await } => {
+            tracing::warn!("requests still running after the grace period; exiting");
+        }
+    }
+    hosting.shutdown();
+    Ok(())
+}
+
+async fn publish_example(hosting: &Hosting, manifest: Manifest) {
+    match hosting.publish(&manifest).await {
+        Ok(e) => tracing::info!(connector = e.name(), version = e.version(), "published example connector"),
+        Err(berth_runtime::hosting::HostingError::Store(StoreError::AlreadyPublished { .. })) => {}
+        Err(e) => tracing::warn!(connector = %manifest.server.name, error = %e, "example connector not published"),
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,214 @@
+//! Every published connector at its own URL: `/mcp/{name}` serves the
+//! latest version, `/mcp/{name}@{version}` a pinned one.
+//!
+//! An endpoint (front + supervised server) is made on the first request for
+//! a version, its package materialized if needed, and its server stopped
+//! after the manifest's idle timeout; the next request starts it again.
+
+mod launch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_catalog::artifact::{ArtifactError, Artifacts};
+use berth_catalog::{Entry, Manifest, Status, Store, StoreError, VersionRef};
+use parking_lot::Mutex;
+
+pub use launch::LaunchError;
+
+use crate::front::{Front, FrontConfig};
+use crate::sandboxes::{Backend, Sandboxes};
+use crate::upstream::Host;
+
+/// How long a resolved `name@version` is reused before the catalog is asked again.
+const RESOLVE_TTL: Duration = Duration::from_secs(2);
+
+/// When packages are installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Materialize {
+    /// At publish: a publish fails if its package cannot be installed.
+    Publish,
+    /// On the first request for the version.
+    Launch,
+}
+
+/// Settings of the hosting layer.
+#[derive(Debug, Clone)]
+pub struct HostingConfig {
+    /// Backend for manifests that name none.
+    pub default_backend: Backend,
+    /// When packages are installed.
+    pub materialize: Materialize,
+    /// Settings of every endpoint.
+    pub front: FrontConfig,
+}
+
+/// Why a connector could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum HostingError {
+    /// The catalog said no.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The version is withdrawn.
+    #[error("{0} was withdrawn by its publisher")]
+    Deleted(String),
+    /// Its package could not be installed.
+    #[error("installing {connector}: {source}")]
+    Artifact {
+        /// Connector.
+        connector: String,
+        /// What failed.
+        source: ArtifactError,
+    },
+    /// The manifest cannot be launched here.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The sandbox backend is unavailable.
+    #[error("{0}")]
+    Sandbox(String),
+}
+
+/// One connector version being served.
+pub struct Endpoint {
+    /// Its MCP front.
+    pub front: Arc<Front>,
+    host: Arc<Host>,
+    idle: Duration,
+}
+
+/// A connector name and the version a URL asked for.
+type Asked = (String, VersionRef);
+
+/// The catalog's connectors, served.
+pub struct Hosting {
+    store: Store,
+    artifacts: Artifacts,
+    sandboxes: Sandboxes,
+    config: HostingConfig,
+    endpoints: Mutex<HashMap<(String, String), Arc<Endpoint>>>,
+    /// `(name, version asked)` → version served, for [`RESOLVE_TTL`]: keeps
+    /// the catalog off the request path while letting a publish or a yank
+    /// take effect within that time.
+    resolved: Mutex<HashMap<Asked, (Instant, Arc<Endpoint>)>>,
+    /// Serializes endpoint creation so a burst of first requests makes one.
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl Hosting {
+    /// Serves the connectors in `store`, installing packages into `artifacts`.
+    pub fn new(store: Store, artifacts: Artifacts, config: HostingConfig) -> Arc<Self> {
+        let hosting = Arc::new(Self {
+            store,
+            artifacts,
+            sandboxes: Sandboxes::default(),
+            config,
+            endpoints: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
+        });
+        let weak = Arc::downgrade(&hosting);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(hosting) = weak.upgrade() else { return };
+                hosting.stop_idle();
+            }
+        });
+        hosting
+    }
+
+    /// The catalog.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Validated, (optionally) materialized, then stored.
+    pub async fn publish(&self, manifest: &Manifest) -> Result<Entry, HostingError> {
+        if self.config.materialize == Materialize::Publish {
+            self.artifacts
+                .materialize(manifest.package())
+                .await
+                .map_err(|source| HostingError::Artifact { connector: manifest.server.name.clone(), source })?;
+        }
+        Ok(self.store.publish(manifest).await?)
+    }
+
+    /// The endpoint of `name` at `version`, made on first use.
+    pub async fn endpoint(&self, name: &str, version: &VersionRef) -> Result<Arc<Endpoint>, HostingError> {
+        let asked = (name.to_owned(), version.clone());
+        if let Some((at, e)) = self.resolved.lock().get(&asked)
+            && at.elapsed() < RESOLVE_TTL
+        {
+            return Ok(e.clone());
+        }
+        let endpoint = self.resolve(name, version).await?;
+        self.resolved.lock().insert(asked, (Instant::now(), endpoint.clone()));
+        Ok(endpoint)
+    }
+
+    async fn resolve(&self, name: &str, version: &VersionRef) -> Result<Arc<Endpoint>, HostingError> {
+        let entry = self.store.get(name, version).await?;
+        if entry.status == Status::Deleted {
+            return Err(HostingError::Deleted(format!("{name} {}", entry.version())));
+        }
+        let key = (name.to_owned(), entry.version().to_owned());
+        if let Some(e) = self.endpoints.lock().get(&key) {
+            return Ok(e.clone());
+        }
+        let _one = self.creating.lock().await;
+        if let Some(e) = self.endpoints.lock().get(&key) {
+            return Ok(e.clone());
+        }
+        let manifest = &entry.manifest;
+        let started = Instant::now();
+        let artifact = self
+            .artifacts
+            .materialize(manifest.package())
+            .await
+            .map_err(|source| HostingError::Artifact { connector: format!("{name} {}", entry.version()), source })?;
+        let (backend, host_config) = launch::plan(manifest, &artifact, self.config.default_backend)?;
+        let sandbox = self.sandboxes.get(backend).await.map_err(HostingError::Sandbox)?;
+        tracing::info!(
+            connector = %host_config.name,
+            sandbox = backend.name(),
+            sha256 = %artifact.sha256,
+            materialize_ms = started.elapsed().as_millis() as u64,
+            "endpoint ready"
+        );
+        let host = Arc::new(Host::new(host_config, sandbox));
+        let endpoint = Arc::new(Endpoint {
+            front: Front::new(host.clone(), self.config.front.clone()),
+            host,
+            idle: Duration::from_secs(manifest.hosting.scaling.idle_timeout_seconds),
+        });
+        self.endpoints.lock().insert(key, endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// Stops servers idle for longer than their manifest allows.
+    fn stop_idle(&self) {
+        for ((name, version), e) in self.endpoints.lock().iter() {
+            if e.host.idle_for().is_some_and(|idle| idle > e.idle) {
+                tracing::info!(connector = %name, %version, "stopping idle server");
+                e.host.shutdown();
+            }
+        }
+    }
+
+    /// Ends long-lived streams and stops every server (graceful shutdown).
+    pub fn close(&self) {
+        for e in self.endpoints.lock().values() {
+            e.front.close();
+        }
+    }
+
+    /// Stops every server now.
+    pub fn shutdown(&self) {
+        for e in self.endpoints.lock().values() {
+            e.host.shutdown();
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The sandbox backends of this process, each set up once on first use.
+//!
+//! Connectors choose their backend per manifest; the first one to need the
+//! container backend connects to the engine (and sweeps what a previous,
+//! killed berth left behind), and a backend that cannot run here says why
+//! once per launch instead of failing berth's start.
+
+use std::sync::Arc;
+
+use berth_sandbox::Sandbox;
+use berth_sandbox::container::ContainerSandbox;
+use berth_sandbox::native::NativeSandbox;
+use berth_sandbox::process::ProcessSandbox;
+use tokio::sync::OnceCell;
+
+/// A sandbox backend, as named on the command line and in manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// No isolation: a plain child process (trusted servers only).
+    None,
+    /// Linux namespaces, a private read-only root, no privileges, seccomp, cgroup limits.
+    Native,
+    /// A Docker container (needs a running engine and an image).
+    Container,
+}
+
+impl Backend {
+    /// The name used in flags, manifests and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Native => "native",
+            Self::Container => "container",
+        }
+    }
+
+    /// The backend a manifest names, if this berth has it.
+    pub fn from_manifest(b: berth_catalog::manifest::Backend) -> Option<Self> {
+        use berth_catalog::manifest::Backend as M;
+        match b {
+            M::None => Some(Self::None),
+            M::Native => Some(Self::Native),
+            M::Container => Some(Self::Container),
+            M::Wasi => None,
+        }
+    }
+}
+
+/// Lazily created backends, shared by every connector.
+#[derive(Default)]
+pub struct Sandboxes {
+    native: OnceCell<Result<Arc<NativeSandbox>, String>>,
+    container: OnceCell<Result<Arc<ContainerSandbox>, String>>,
+}
+
+impl Sandboxes {
+    /// The backend, set up on first use; the error says what is missing.
+    pub async fn get(&self, backend: Backend) -> Result<Arc<dyn Sandbox>, String> {
+        match backend {
+            Backend::None => Ok(Arc::new(ProcessSandbox)),
+            Backend::Native => {
+                let native = self
+                    .native
+                    .get_or_init(|| async {
+                        NativeSandbox::current_exe()
+                            .map(Arc::new)
+                            .map_err(|e| format!("the native sandbox cannot run here: {e}"))
+                    })
+                    .await;
+                native.clone().map(|s| s as Arc<dyn Sandbox>)
+            }
+            Backend::Container => {
+                let container = self
+                    .container
+                    .get_or_init(|| async {
+                        let engine = ContainerSandbox::connect()
+                            .await
+                            .map_err(|e| format!("the container sandbox needs a Docker engine: {e}"))?;
+                        engine.sweep().await;
+                        Ok(Arc::new(engine))
+                    })
+                    .await;
+                container.clone().map(|s| s as Arc<dyn Sandbox>)
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The admin API (`/admin/v1`): publish, inspect and withdraw connectors.
+//! Guarded by one bearer token until berth's own authorization server
+//! (the OAuth issue) replaces it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use berth_catalog::{Manifest, Status, VersionRef};
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::registry::{ListParams, list, store_error};
+use super::{AppState, invalid_manifest, json_error, registry_entry, split_versions};
+use crate::hosting::HostingError;
+
+/// Largest manifest accepted.
+const MAX_MANIFEST: usize = 1 << 20;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/v1/connectors", get(list_all).post(publish))
+        .route("/admin/v1/connectors/{*tail}", get(one).put(set_status))
+        .layer(DefaultBodyLimit::max(MAX_MANIFEST))
+}
+
+/// Refuses a request without the admin bearer token.
+fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token.is_empty() && Sha256::digest(token.as_bytes()).as_slice() == app.admin_token_sha256 {
+        return Ok(());
+    }
+    let mut res =
+        json_error(StatusCode::UNAUTHORIZED, "the admin API needs `Authorization: Bearer <admin token>`", None);
+    res.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"berth-admin\""));
+    Err(res)
+}
+
+async fn list_all(State(app): State<Arc<AppState>>, headers: HeaderMap, params: Query<ListParams>) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    list(State(app), params).await
+}
+
+/// `POST /admin/v1/connectors` with a manifest (JSON or YAML) as the body.
+async fn publish(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "the manifest must be UTF-8 text", None);
+    };
+    let manifest = match Manifest::parse(text) {
+        Ok(m) => m,
+        Err(e) => return invalid_manifest(&e),
+    };
+    match app.hosting.publish(&manifest).await {
+        Ok(entry) => {
+            tracing::info!(connector = entry.name(), version = entry.version(), "published");
+            (StatusCode::CREATED, Json(registry_entry(&entry))).into_response()
+        }
+        Err(HostingError::Store(e)) => store_error(e),
+        Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, e, None),
+    }
+}
+
+async fn one(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): Path<String>) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let store = app.hosting.store();
+    match split_versions(&tail) {
+        (name, None | Some("")) => match store.versions(name).await {
+            Ok(all) => Json(all.iter().map(registry_entry).collect::<Vec<_>>()).into_response(),
+            Err(e) => store_error(e),
+        },
+        (name, Some(v)) => match store.get(name, &VersionRef::parse(v)).await {
+            Ok(e) => Json(registry_entry(&e)).into_response(),
+            Err(e) => store_error(e),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: Status,
+}
+
+/// `PUT /admin/v1/connectors/{name}/versions/{version}/status` with
+/// `{"status": "active" | "deprecated" | "deleted"}`.
+async fn set_status(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(tail): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let (name, version) = match split_versions(&tail) {
+        (name, Some(rest)) => match rest.strip_suffix("/status") {
+            Some(v) if !v.is_empty() => (name, v),
+            _ => return json_error(StatusCode::NOT_FOUND, "expected …/{name}/versions/{version}/status", None),
+        },
+        _ => return json_error(StatusCode::NOT_FOUND, "expected …/{name}/versions/{version}/status", None),
+    };
+    let body: StatusBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"status\": \"active\" | \"deprecated\" | \"deleted\"}}: {e}"),
+                None,
+            );
+        }
+    };
+    match app.hosting.store().set_status(name, version, body.status).await {
+        Ok(e) => Json(registry_entry(&e)).into_response(),
+        Err(e) => store_error(e),
+    }
+}

@@ -1,0 +1,38 @@
+//! `/mcp/{name}` (latest) and `/mcp/{name}@{version}`: each connector's MCP
+//! endpoint, found in the catalog and started on demand.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use berth_catalog::{StoreError, VersionRef};
+use http::StatusCode;
+
+use super::AppState;
+use crate::front::bad;
+use crate::hosting::HostingError;
+use crate::jsonrpc::code;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/mcp/{*target}", any(serve))
+}
+
+async fn serve(State(app): State<Arc<AppState>>, Path(target): Path<String>, req: Request) -> Response {
+    let (name, version) = match target.rsplit_once('@') {
+        Some((name, version)) => (name, VersionRef::parse(version)),
+        None => (target.as_str(), VersionRef::Latest),
+    };
+    match app.hosting.endpoint(name, &version).await {
+        Ok(endpoint) => endpoint.front.clone().handle(req).await,
+        Err(HostingError::Store(StoreError::NotFound(what))) => {
+            bad(StatusCode::NOT_FOUND, code::INVALID_REQUEST, format!("no connector {what} in this catalog"))
+        }
+        Err(e @ HostingError::Deleted(_)) => bad(StatusCode::GONE, code::INVALID_REQUEST, e.to_string()),
+        Err(e) => {
+            tracing::warn!(connector = name, error = %e, "cannot serve connector");
+            bad(StatusCode::SERVICE_UNAVAILABLE, code::SERVER_UNAVAILABLE, e.to_string())
+        }
+    }
+}

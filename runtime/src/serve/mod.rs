@@ -1,0 +1,83 @@
+//! `berth serve`'s HTTP surface: every connector's MCP endpoint, the admin
+//! API and the registry read API, on one listener.
+
+mod admin;
+mod mcp;
+mod registry;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use berth_catalog::{Entry, Invalid};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::hosting::Hosting;
+
+/// What the routes share.
+pub struct AppState {
+    /// The connectors being served.
+    pub hosting: Arc<Hosting>,
+    /// SHA-256 of the admin bearer token (compared hashed, so the comparison
+    /// takes the same time whatever the guess).
+    pub admin_token_sha256: [u8; 32],
+}
+
+/// The whole application router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(mcp::routes())
+        .merge(admin::routes())
+        .merge(registry::routes())
+        .with_state(state)
+}
+
+/// An entry as the registry API shapes it: the manifest as published, and
+/// the registry's status block under `_meta`.
+pub(crate) fn registry_entry(e: &Entry) -> Value {
+    let when = |t| humantime::format_rfc3339_millis(t).to_string();
+    json!({
+        "server": e.manifest.document(),
+        "_meta": {
+            "io.modelcontextprotocol.registry/official": {
+                "status": e.status,
+                "publishedAt": when(e.published_at),
+                "updatedAt": when(e.updated_at),
+                "isLatest": e.is_latest,
+            },
+            "dev.berth/hosted": {
+                "path": format!("/mcp/{}@{}", e.name(), e.version()),
+                "sha256": e.sha256,
+            }
+        }
+    })
+}
+
+/// A JSON error body: `{"error": …}` plus details.
+pub(crate) fn json_error(
+    status: StatusCode,
+    message: impl std::fmt::Display,
+    details: Option<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = json!({"error": message.to_string()});
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// 422 with every problem of an invalid manifest.
+pub(crate) fn invalid_manifest(err: &Invalid) -> axum::response::Response {
+    json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid manifest", Some(json!(err.problems)))
+}
+
+/// Splits `namespace/name/versions/V` (a registry or admin path tail).
+pub(crate) fn split_versions(tail: &str) -> (&str, Option<&str>) {
+    match tail.split_once("/versions") {
+        Some((name, rest)) => (name, Some(rest.trim_start_matches('/'))),
+        None => (tail, None),
+    }
+}

@@ -1,0 +1,356 @@
+"""`berth serve` and `berth publish` end to end: real manifests of public
+npm and PyPI servers and the first-party one, published, materialized,
+launched in the native sandbox and called with the official Python SDK in
+both eras; the registry API read back against the official schema; bad
+manifests, republishing, restarts and withdrawals."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp.client import Client
+
+from conftest import BERTH_BIN, REPO, TESTSERVER
+
+CONNECTORS = REPO / "connectors"
+OFFICIAL_SCHEMA = REPO.parent / "shared" / "spec" / "server.schema-2025-12-11.json"
+MODES = ["legacy", "2026-07-28"]
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@dataclass
+class Served:
+    """A running `berth serve`."""
+
+    proc: subprocess.Popen
+    base: str
+    data_dir: Path
+    log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def mcp(self, name: str) -> str:
+        return f"{self.base}/mcp/{name}"
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def serve(data_dir: Path, *extra: str) -> Served:
+    proc = subprocess.Popen(
+        [BERTH_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BERTH_LOG": "info", "NO_COLOR": "1"},
+    )
+    line = proc.stdout.readline()
+    m = re.search(r"(http://[\d.:]+)/mcp/", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"berth serve did not start: {line!r} {proc.stderr.read()}")
+    s = Served(proc=proc, base=m.group(1), data_dir=data_dir)
+
+    def drain(stream):
+        for l in stream:
+            s.log_lines.append(l.rstrip("\n"))
+
+    threading.Thread(target=drain, args=(proc.stderr,), daemon=True).start()
+    threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
+    return s
+
+
+def publish(s: Served, path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [BERTH_BIN, "publish", str(path), "--url", s.base, "--data-dir", str(s.data_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    s = serve(tmp_path_factory.mktemp("serve"))
+    yield s
+    s.stop()
+
+
+def first_party_manifest(name="dev.berth.test/first-party", version="1.0.0", **hosting) -> dict:
+    doc = json.loads((CONNECTORS / "testserver" / "server.json").read_text())
+    doc["name"], doc["version"] = name, version
+    doc["packages"][0]["identifier"] = TESTSERVER
+    doc["_meta"]["dev.berth/connector"].update(hosting)
+    return doc
+
+
+def post_manifest(s: Served, doc: dict | str, headers=None) -> httpx.Response:
+    body = doc if isinstance(doc, str) else json.dumps(doc)
+    return httpx.post(f"{s.base}/admin/v1/connectors", content=body, headers=s.admin() if headers is None else headers, timeout=300)
+
+
+async def call(url: str, mode: str, tool: str, args: dict) -> tuple[set[str], str, bool]:
+    async with Client(url, mode=mode) as c:
+        tools = {t.name for t in (await c.list_tools()).tools}
+        res = await c.call_tool(tool, args)
+        return tools, " ".join(getattr(x, "text", "") for x in res.content), res.is_error
+
+
+# --- the example connectors, published from connectors/ and called -------------------------------
+
+
+CALLS = {
+    # connector dir: (tool, arguments, text expected in the result or None for "an error result")
+    "everything": ("echo", {"message": "héllo ✓"}, "héllo ✓"),
+    "time": ("get_current_time", {"timezone": "Asia/Tokyo"}, "Asia/Tokyo"),
+    "memory": ("read_graph", {}, "entities"),
+    "filesystem": ("list_allowed_directories", {}, "/tmp"),
+    # No network inside the sandbox: the fetch must fail, and fail inside the tool.
+    "fetch": ("fetch", {"url": "http://example.com/"}, None),
+    # The sandbox sees no repository of the host's: asking for one is an error result.
+    "git": ("git_status", {"repo_path": "/work"}, None),
+}
+
+
+@pytest.mark.parametrize("connector", list(CALLS))
+@pytest.mark.parametrize("mode", MODES)
+async def test_public_connectors_publish_and_answer_in_both_eras(served, connector, mode):
+    manifest = json.loads((CONNECTORS / connector / "server.json").read_text())
+    name = manifest["name"]
+    res = publish(served, CONNECTORS / connector)
+    assert res.returncode == 0 or "already published" in res.stderr, res.stderr
+    tool, args, want = CALLS[connector]
+    tools, text, is_error = await call(served.mcp(name), mode, tool, args)
+    assert tool in tools
+    if want is None:
+        assert is_error or "rror" in text, text
+    else:
+        assert not is_error and want in text, text
+
+
+async def test_first_party_connector_at_latest_and_pinned_urls(served):
+    assert post_manifest(served, first_party_manifest(version="1.0.0")).status_code == 201
+    assert post_manifest(served, first_party_manifest(version="1.1.0")).status_code == 201
+    for path in ["dev.berth.test/first-party", "dev.berth.test/first-party@1.0.0"]:
+        for mode in MODES:
+            tools, text, is_error = await call(served.mcp(path), mode, "echo", {"text": "pinned ✓"})
+            assert "whoami" in tools and not is_error and text == "pinned ✓"
+    # The pinned and the latest URL run different versions: different processes.
+    pids = set()
+    for path in ["dev.berth.test/first-party@1.0.0", "dev.berth.test/first-party"]:
+        _, text, _ = await call(served.mcp(path), "2026-07-28", "whoami", {})
+        pids.add((json.loads(text)["pid"], path))
+    assert len(pids) == 2
+
+
+async def test_examples_are_served_on_first_start(served):
+    listed = httpx.get(f"{served.base}/v0/servers", params={"version": "latest"}).json()
+    names = {s["server"]["name"] for s in listed["servers"]}
+    assert {"dev.berth.examples/everything", "dev.berth.examples/time", "dev.berth/testserver"} <= names
+    tools, text, _ = await call(served.mcp("dev.berth/testserver"), "2026-07-28", "add", {"a": 40, "b": 2})
+    assert "add" in tools and "42" in text
+
+
+# --- the registry API ------------------------------------------------------------------------------
+
+
+def check_registry_shape(entry: dict) -> None:
+    """A ServerResponse of the registry API: the server.json and the status block."""
+    assert set(entry) == {"server", "_meta"}
+    status = entry["_meta"]["io.modelcontextprotocol.registry/official"]
+    assert status["status"] in {"active", "deprecated", "deleted"}
+    assert isinstance(status["isLatest"], bool)
+    for k in ("publishedAt", "updatedAt"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", status[k]), status[k]
+    if OFFICIAL_SCHEMA.exists():
+        import jsonschema
+
+        jsonschema.validate(entry["server"], json.loads(OFFICIAL_SCHEMA.read_text()))
+
+
+def test_registry_api_pages_through_everything_once(served):
+    for i in range(5):
+        doc = first_party_manifest(name=f"dev.berth.test/page-{i}", version="0.0.1")
+        assert post_manifest(served, doc).status_code == 201
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2, "search": "dev.berth.test/page-"} | ({"cursor": cursor} if cursor else {})
+        page = httpx.get(f"{served.base}/v0/servers", params=params).json()
+        assert page["metadata"]["count"] == len(page["servers"]) <= 2
+        for e in page["servers"]:
+            check_registry_shape(e)
+        seen += [e["server"]["name"] for e in page["servers"]]
+        pages += 1
+        cursor = page["metadata"]["nextCursor"]
+        if not cursor:
+            break
+    assert seen == [f"dev.berth.test/page-{i}" for i in range(5)] and pages == 3
+    one = httpx.get(f"{served.base}/v0/servers/{'dev.berth.test/page-3'.replace('/', '%2F')}/versions/latest")
+    assert one.status_code == 200 and one.json()["server"]["name"] == "dev.berth.test/page-3"
+    versions = httpx.get(f"{served.base}/v0/servers/dev.berth.test%2Fpage-3/versions").json()
+    assert [v["server"]["version"] for v in versions["servers"]] == ["0.0.1"]
+    assert httpx.get(f"{served.base}/v0/servers/dev.berth.test%2Fnope").status_code == 404
+
+
+# --- what must be refused ---------------------------------------------------------------------------
+
+
+EXT = "/_meta/dev.berth~1connector"
+INVALID = [
+    # (edit of the first-party manifest, JSON pointer the error must name)
+    (lambda d: d.pop("name"), "/name"),
+    (lambda d: d.update(name="no-namespace"), "/name"),
+    (lambda d: d.update(name="example/x"), "/name"),
+    (lambda d: d.update(description=""), "/description"),
+    (lambda d: d.update(version="^1.0.0"), "/version"),
+    (lambda d: d.update(version="latest"), "/version"),
+    (lambda d: d.update(packages=[]), "/packages"),
+    (lambda d: d["packages"][0].update(registryType="nuget"), "/packages/0/registryType"),
+    (lambda d: d["packages"][0].update(transport={"type": "sse", "url": "http://x.example/sse"}), "/packages/0/transport/type"),
+    (lambda d: d["packages"][0].update(environmentVariables=[{"name": "BAD-NAME"}]), "/packages/0/environmentVariables/0/name"),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(limits={"memory": "2K"}), f"{EXT}/limits/memory"),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(limits={"pids": 0}), f"{EXT}/limits/pids"),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(sandbox={"backend": "vm"}), f"{EXT}/sandbox/backend"),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(egress=["https://api.example.com/"]), f"{EXT}/egress/0"),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(scaling={"min": 3, "max": 1}), f"{EXT}/scaling/min"),
+    (
+        lambda d: d["_meta"]["dev.berth/connector"].update(
+            credentials=[{"provider": "github", "inject": {"env": "GITHUB_TOKEN"}}]
+        ),
+        f"{EXT}/isolation",
+    ),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(timeout=3), f"{EXT}/timeout"),
+]
+
+
+@pytest.mark.parametrize("edit, pointer", INVALID, ids=[p for _, p in INVALID])
+def test_invalid_manifests_name_their_fault(served, tmp_path, edit, pointer):
+    doc = first_party_manifest(name="dev.berth.test/invalid")
+    edit(doc)
+    path = tmp_path / "server.json"
+    path.write_text(json.dumps(doc))
+    res = publish(served, path, "--check")
+    assert res.returncode != 0
+    assert f"  {pointer}: " in res.stderr, res.stderr
+    api = post_manifest(served, doc)
+    assert api.status_code == 422
+    assert pointer in {p["pointer"] for p in api.json()["details"]}
+
+
+def test_yaml_manifests_publish_too(served, tmp_path):
+    path = tmp_path / "server.yaml"
+    path.write_text(
+        "name: dev.berth.test/yaml\ndescription: From YAML\nversion: 0.3.0\n"
+        f"packages:\n  - registryType: local\n    identifier: {TESTSERVER}\n    transport: {{type: stdio}}\n"
+    )
+    res = publish(served, path)
+    assert res.returncode == 0, res.stderr
+    assert "/mcp/dev.berth.test/yaml@0.3.0" in res.stdout
+
+
+def test_republishing_a_version_is_refused(served, tmp_path):
+    doc = first_party_manifest(name="dev.berth.test/immutable")
+    path = tmp_path / "server.json"
+    path.write_text(json.dumps(doc))
+    assert publish(served, path).returncode == 0
+    changed = copy.deepcopy(doc)
+    changed["description"] = "sneaky change"
+    path.write_text(json.dumps(changed))
+    again = publish(served, path)
+    assert again.returncode != 0 and "already published" in again.stderr
+    assert post_manifest(served, changed).status_code == 409
+    stored = httpx.get(f"{served.base}/v0/servers/dev.berth.test%2Fimmutable/versions/1.0.0").json()
+    assert stored["server"]["description"] == doc["description"]
+
+
+def test_admin_api_needs_the_token(served):
+    doc = first_party_manifest(name="dev.berth.test/unauthorized")
+    for headers in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": served.token}]:
+        res = post_manifest(served, doc, headers=headers)
+        assert res.status_code == 401 and res.headers["www-authenticate"].startswith("Bearer")
+    assert httpx.get(f"{served.base}/admin/v1/connectors").status_code == 401
+    assert httpx.get(f"{served.base}/v0/servers/dev.berth.test%2Funauthorized").status_code == 404
+    assert oct((served.data_dir / "admin-token").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_withdrawn_versions_stop_being_served(served):
+    name = "dev.berth.test/withdrawn"
+    for v in ["1.0.0", "1.1.0"]:
+        assert post_manifest(served, first_party_manifest(name=name, version=v)).status_code == 201
+    status = f"{served.base}/admin/v1/connectors/{name}/versions/1.1.0/status"
+    res = httpx.put(status, json={"status": "deleted"}, headers=served.admin())
+    assert res.status_code == 200 and res.json()["_meta"]["io.modelcontextprotocol.registry/official"]["status"] == "deleted"
+    latest = httpx.get(f"{served.base}/v0/servers/{name.replace('/', '%2F')}/versions/latest").json()
+    assert latest["server"]["version"] == "1.0.0"
+    time.sleep(2.1)  # the resolution cache
+    gone = httpx.post(served.mcp(f"{name}@1.1.0"), json={}, headers={"Content-Type": "application/json"})
+    assert gone.status_code == 410
+    _, text, _ = await call(served.mcp(name), "2026-07-28", "echo", {"text": "still here"})
+    assert text == "still here"
+    bad = httpx.put(status, json={"status": "gone-fishing"}, headers=served.admin())
+    assert bad.status_code == 400
+
+
+def test_unknown_connector_is_404(served):
+    res = httpx.post(served.mcp("dev.berth.test/nothing"), json={}, headers={"Content-Type": "application/json"})
+    assert res.status_code == 404 and "no connector" in res.text
+
+
+def test_the_catalog_survives_a_restart(tmp_path):
+    first = serve(tmp_path, "--no-examples")
+    try:
+        assert post_manifest(first, first_party_manifest(name="dev.berth.test/durable", version="2.0.0")).status_code == 201
+        token = first.token
+    finally:
+        assert first.stop() == 0
+    second = serve(tmp_path, "--no-examples")
+    try:
+        got = httpx.get(f"{second.base}/v0/servers/dev.berth.test%2Fdurable").json()
+        assert got["server"]["version"] == "2.0.0"
+        assert got["_meta"]["io.modelcontextprotocol.registry/official"]["isLatest"] is True
+        assert second.token == token
+    finally:
+        second.stop()
+
+
+def test_a_config_file_sets_defaults_and_flags_win(tmp_path):
+    (tmp_path / "berth.toml").write_text('examples = false\nadmin_token = "from-file"\n')
+    s = serve(tmp_path)
+    try:
+        assert httpx.get(f"{s.base}/v0/servers").json()["servers"] == []
+        ok = httpx.get(f"{s.base}/admin/v1/connectors", headers={"Authorization": "Bearer from-file"})
+        assert ok.status_code == 200
+    finally:
+        s.stop()
+    (tmp_path / "berth.toml").write_text("exampels = false\n")
+    bad = subprocess.run([BERTH_BIN, "serve", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "exampels" in bad.stderr
