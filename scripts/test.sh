@@ -20,6 +20,10 @@ step "docker engine"
 # shellcheck source=scripts/docker-engine.sh
 source "$REPO/scripts/docker-engine.sh"
 
+step "postgresql"
+# shellcheck source=scripts/postgres.sh
+source "$REPO/scripts/postgres.sh"
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -325,19 +325,32 @@ def test_unknown_connector_is_404(served):
     assert res.status_code == 404 and "no connector" in res.text
 
 
-def test_the_catalog_survives_a_restart(tmp_path):
-    first = serve(tmp_path, "--no-examples")
+def fresh_postgres_database() -> str:
+    """A new database on the server scripts/postgres.sh runs."""
+    admin = os.environ.get("BERTH_TEST_POSTGRES")
+    if not admin:
+        pytest.skip("BERTH_TEST_POSTGRES not set (scripts/test.sh sets it)")
+    name = f"berth_e2e_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_the_catalog_survives_a_restart(tmp_path, database):
+    db = ["--database", fresh_postgres_database()] if database == "postgres" else []
+    first = serve(tmp_path, "--no-examples", *db)
     try:
         assert post_manifest(first, first_party_manifest(name="dev.berth.test/durable", version="2.0.0")).status_code == 201
         token = first.token
     finally:
         assert first.stop() == 0
-    second = serve(tmp_path, "--no-examples")
+    second = serve(tmp_path, "--no-examples", *db)
     try:
         got = httpx.get(f"{second.base}/v0/servers/dev.berth.test%2Fdurable").json()
         assert got["server"]["version"] == "2.0.0"
         assert got["_meta"]["io.modelcontextprotocol.registry/official"]["isLatest"] is True
         assert second.token == token
+        assert not (tmp_path / "catalog.db").exists() or database == "sqlite"
     finally:
         second.stop()
 
@@ -354,3 +367,30 @@ def test_a_config_file_sets_defaults_and_flags_win(tmp_path):
     (tmp_path / "berth.toml").write_text("exampels = false\n")
     bad = subprocess.run([BERTH_BIN, "serve", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "exampels" in bad.stderr
+
+
+def test_import_seeds_a_catalog_from_a_registry_export(served, tmp_path):
+    for i in range(3):
+        post_manifest(served, first_party_manifest(name=f"dev.berth.test/export-{i}", version="0.1.0"))
+    export = httpx.get(f"{served.base}/v0/servers", params={"search": "dev.berth.test/export-", "limit": 100}).json()
+    assert len(export["servers"]) == 3
+    # A remote-only server, as the official registry holds many: berth cannot host it.
+    export["servers"].append(
+        {"server": {"name": "com.example/remote", "description": "remote only", "version": "1.0.0",
+                    "remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp"}]}}
+    )
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    fresh = serve(tmp_path / "fresh", "--no-examples")
+    try:
+        args = [BERTH_BIN, "import", str(path), "--url", fresh.base, "--data-dir", str(fresh.data_dir)]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        n = len(export["servers"]) - 1
+        assert res.returncode != 0 and f"imported {n}, already present 0, refused 1" in res.stdout, res.stdout + res.stderr
+        assert "com.example/remote" in res.stderr and "/packages" in res.stderr
+        again = subprocess.run([*args, "--keep-going"], capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and f"imported 0, already present {n}, refused 1" in again.stdout
+        names = {s["server"]["name"] for s in httpx.get(f"{fresh.base}/v0/servers").json()["servers"]}
+        assert names == {s["server"]["name"] for s in export["servers"][:-1]}
+    finally:
+        fresh.stop()

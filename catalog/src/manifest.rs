@@ -6,8 +6,6 @@
 //! document is stored exactly as published ([`Manifest::document`]); the typed
 //! views here hold only what berth acts on.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -412,6 +410,3 @@ pub enum EraHint {
     /// 2026-07-28: stateless.
     Modern,
 }
-
-/// Named environment values, in order.
-pub type EnvMap = BTreeMap<String, String>;

@@ -19,6 +19,36 @@ async fn store(dir: &tempfile::TempDir) -> Store {
     Store::open(&format!("sqlite://{}", dir.path().join("catalog.db").display())).await.expect("open store")
 }
 
+/// A fresh PostgreSQL database on the server `scripts/postgres.sh` runs
+/// (`BERTH_TEST_POSTGRES`, an admin URL); `None` when no server was given.
+async fn postgres() -> Option<String> {
+    let Ok(admin) = std::env::var("BERTH_TEST_POSTGRES") else {
+        eprintln!("BERTH_TEST_POSTGRES not set: PostgreSQL cases not run (scripts/test.sh sets it)");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("berth_test_{}_{}", std::process::id(), rand_suffix());
+    let conn = sqlx::AnyPool::connect(&admin).await.expect("connect to BERTH_TEST_POSTGRES");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&conn).await.expect("create database");
+    Some(format!("{}/{name}", admin.rsplit_once('/').expect("URL with a database").0))
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    h.finish() % 1_000_000_000
+}
+
+/// Every backend a test runs on: SQLite always, PostgreSQL when available.
+async fn every_backend(dir: &tempfile::TempDir) -> Vec<Store> {
+    let mut out = vec![store(dir).await];
+    if let Some(url) = postgres().await {
+        out.push(Store::open(&url).await.expect("open PostgreSQL store"));
+    }
+    out
+}
+
 #[tokio::test]
 async fn a_published_version_is_immutable_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,7 +66,12 @@ async fn a_published_version_is_immutable_and_survives_reopen() {
 #[tokio::test]
 async fn latest_follows_semver_and_skips_yanked_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    for s in every_backend(&dir).await {
+        latest_on(s).await;
+    }
+}
+
+async fn latest_on(s: Store) {
     for v in ["1.2.0", "1.10.0", "1.9.3", "2.0.0-rc.1"] {
         s.publish(&manifest("com.example/b", v)).await.unwrap();
     }
@@ -58,7 +93,12 @@ async fn latest_follows_semver_and_skips_yanked_versions() {
 #[tokio::test]
 async fn pages_cover_every_version_once() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    for s in every_backend(&dir).await {
+        pages_on(s).await;
+    }
+}
+
+async fn pages_on(s: Store) {
     let mut want = Vec::new();
     for n in 0..7 {
         for v in 0..3 {
@@ -88,7 +128,12 @@ async fn pages_cover_every_version_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_publishers_never_corrupt_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    for s in every_backend(&dir).await {
+        race_on(s).await;
+    }
+}
+
+async fn race_on(s: Store) {
     let mut tasks = Vec::new();
     // 20 publishers: 10 distinct versions, each published twice at once.
     for i in 0..20 {

@@ -21,6 +21,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Validate a connector manifest and publish it to a running berth.
     Publish(cli::publish::PublishArgs),
+    /// Seed the catalog from a registry export, through a running berth.
+    Import(cli::import::ImportArgs),
     /// Host one STDIO MCP server at http://ADDR/mcp, no catalog.
     Run(cli::run::RunArgs),
 }
@@ -41,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => rt.block_on(cli::serve::serve(args)),
         Command::Publish(args) => rt.block_on(cli::publish::publish(args)),
+        Command::Import(args) => rt.block_on(cli::import::import(args)),
         Command::Run(args) => rt.block_on(cli::run::run(args)),
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Convenience for callers outside validation (CLI flags, admin API).
+/// A problem at `pointer`.
 pub(crate) fn problem(pointer: &Pointer, message: impl Into<String>) -> Problem {
     Problem { pointer: pointer.as_str().to_owned(), message: message.into() }
 }

@@ -8,21 +8,14 @@ use berth_catalog::Manifest;
 use berth_catalog::manifest::parse_document;
 use serde_json::Value;
 
-use super::serve::{DEFAULT_LISTEN, default_data_dir};
+use super::admin_client::{AdminArgs, AdminClient, Outcome, spinner};
 
 #[derive(clap::Args)]
 pub struct PublishArgs {
     /// A manifest (`server.json`, `.yaml`) or a directory holding one.
     path: PathBuf,
-    /// The berth to publish to.
-    #[arg(long, env = "BERTH_URL")]
-    url: Option<String>,
-    /// Admin token. Default: the one `berth serve` keeps in its data directory.
-    #[arg(long, env = "BERTH_ADMIN_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Data directory to read the admin token from.
-    #[arg(long, env = "BERTH_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Only validate; publish nothing.
     #[arg(long)]
     check: bool,
@@ -73,44 +66,21 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         println!("{name} {version}: valid");
         return Ok(());
     }
-    let url = args.url.unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
-    let token = match args.token {
-        Some(t) => t,
-        None => {
-            let path = args.data_dir.unwrap_or_else(default_data_dir).join("admin-token");
-            std::fs::read_to_string(&path)
-                .map(|t| t.trim().to_owned())
-                .with_context(|| format!("no --token given and none readable at {}", path.display()))?
+    let client = AdminClient::new(args.admin)?;
+    let bar = spinner(format!("publishing {name} {version} (the server may be installing its package)"));
+    let outcome = client.publish(manifest.document()).await;
+    bar.finish_and_clear();
+    match outcome? {
+        Outcome::Published(path) => {
+            println!("published {name} {version}: {}{path}", client.url);
+            Ok(())
         }
-    };
-    let endpoint = format!("{}/admin/v1/connectors", url.trim_end_matches('/'));
-    let res = reqwest::Client::new()
-        .post(&endpoint)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(manifest.document().to_string())
-        .send()
-        .await
-        .with_context(|| format!("sending to {endpoint}"))?;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if status.is_success() {
-        let path = body.pointer("/_meta/dev.berth~1hosted/path").and_then(Value::as_str).unwrap_or("");
-        println!("published {name} {version}: {}{path}", url.trim_end_matches('/'));
-        return Ok(());
-    }
-    let mut msg = format!(
-        "{endpoint} refused {name} {version} ({status}): {}",
-        body["error"].as_str().unwrap_or("no reason given")
-    );
-    if let Some(details) = body["details"].as_array() {
-        for d in details {
-            msg.push_str(&format!(
-                "\n  {}: {}",
-                d["pointer"].as_str().unwrap_or(""),
-                d["message"].as_str().unwrap_or("")
-            ));
+        Outcome::Refused { status, reason, problems } => {
+            let mut msg = format!("{} refused {name} {version} ({status}): {reason}", client.url);
+            for p in problems {
+                msg.push_str(&format!("\n  {p}"));
+            }
+            bail!(msg)
         }
     }
-    bail!(msg)
 }
