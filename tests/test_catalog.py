@@ -394,3 +394,26 @@ def test_import_seeds_a_catalog_from_a_registry_export(served, tmp_path):
         assert names == {s["server"]["name"] for s in export["servers"][:-1]}
     finally:
         fresh.stop()
+
+
+async def test_an_idle_server_stops_and_the_next_request_starts_it(served):
+    name = "dev.berth.test/idle"
+    doc = first_party_manifest(name=name, scaling={"idleTimeoutSeconds": 1})
+    assert post_manifest(served, doc).status_code == 201
+    _, text, _ = await call(served.mcp(name), "2026-07-28", "whoami", {})
+    first = json.loads(text)["pid"]  # PID 1 inside its namespace: find the host process by its log line
+    assert first == 1
+    started = lambda: [l for l in served.log_lines if "server ready" in l and name in l]
+    assert len(started()) == 1
+    stopped = lambda: [l for l in served.log_lines if "stopping idle server" in l and name in l]
+    deadline = time.monotonic() + 10
+    while not stopped() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stopped(), "the idle server was not stopped"
+    pid = int(re.search(r"pid=Some\((\d+)\)", started()[0]).group(1))
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{pid}"), "the idle server's process is still there"
+    _, text, _ = await call(served.mcp(name), "2026-07-28", "echo", {"text": "again"})
+    assert text == "again" and len(started()) == 2

@@ -92,8 +92,10 @@ pub struct Hosting {
     /// the catalog off the request path while letting a publish or a yank
     /// take effect within that time.
     resolved: Mutex<HashMap<Asked, (Instant, Arc<Endpoint>)>>,
-    /// Serializes endpoint creation so a burst of first requests makes one.
-    creating: tokio::sync::Mutex<()>,
+    /// One lock per version being created, so a burst of first requests
+    /// makes one endpoint while other connectors are not held up by a slow
+    /// package install.
+    creating: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Hosting {
@@ -106,7 +108,7 @@ impl Hosting {
             config,
             endpoints: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
-            creating: tokio::sync::Mutex::new(()),
+            creating: Mutex::new(HashMap::new()),
         });
         let weak = Arc::downgrade(&hosting);
         tokio::spawn(async move {
@@ -158,7 +160,8 @@ impl Hosting {
         if let Some(e) = self.endpoints.lock().get(&key) {
             return Ok(e.clone());
         }
-        let _one = self.creating.lock().await;
+        let lock = self.creating.lock().entry(key.clone()).or_default().clone();
+        let _one = lock.lock().await;
         if let Some(e) = self.endpoints.lock().get(&key) {
             return Ok(e.clone());
         }
@@ -184,7 +187,8 @@ impl Hosting {
             host,
             idle: Duration::from_secs(manifest.hosting.scaling.idle_timeout_seconds),
         });
-        self.endpoints.lock().insert(key, endpoint.clone());
+        self.endpoints.lock().insert(key.clone(), endpoint.clone());
+        self.creating.lock().remove(&key);
         Ok(endpoint)
     }
 
