@@ -417,3 +417,79 @@ async def test_an_idle_server_stops_and_the_next_request_starts_it(served):
     assert not os.path.exists(f"/proc/{pid}"), "the idle server's process is still there"
     _, text, _ = await call(served.mcp(name), "2026-07-28", "echo", {"text": "again"})
     assert text == "again" and len(started()) == 2
+
+
+# --- MCP bundles ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle_site(tmp_path_factory):
+    """A loopback web server for .mcpb files (the only registries reachable here are package ones)."""
+    import functools
+    import hashlib
+    import http.server
+    import zipfile
+
+    root = tmp_path_factory.mktemp("bundles")
+
+    def make(name: str, entries: dict[str, bytes | Path], mcp_config: dict) -> tuple[str, str]:
+        path = root / name
+        manifest = {"manifest_version": "0.3", "name": name, "version": "1.0.0",
+                    "server": {"type": "binary", "entry_point": "server/berth-testserver", "mcp_config": mcp_config}}
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("manifest.json", json.dumps(manifest))
+            for arc, src in entries.items():
+                info = zipfile.ZipInfo(arc)
+                info.external_attr = 0o755 << 16
+                z.writestr(info, src.read_bytes() if isinstance(src, Path) else src)
+        return name, hashlib.sha256(path.read_bytes()).hexdigest()
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", make
+    httpd.shutdown()
+
+
+def bundle_manifest(url: str, sha: str, name: str) -> dict:
+    doc = first_party_manifest(name=name)
+    doc["packages"] = [{"registryType": "mcpb", "identifier": url, "fileSha256": sha, "transport": {"type": "stdio"}}]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def strict_served(tmp_path_factory):
+    """A berth that installs packages at publish, so a bad one is refused then."""
+    s = serve(tmp_path_factory.mktemp("strict"), "--no-examples", "--materialize", "publish")
+    yield s
+    s.stop()
+
+
+async def test_a_verified_bundle_is_unpacked_and_served(strict_served, bundle_site):
+    base, make = bundle_site
+    file, sha = make("good.mcpb", {"server/berth-testserver": Path(TESTSERVER)},
+                     {"command": "${__dirname}/server/berth-testserver", "args": []})
+    res = post_manifest(strict_served, bundle_manifest(f"{base}/{file}", sha, "dev.berth.test/bundle"))
+    assert res.status_code == 201, res.text
+    for mode in MODES:
+        tools, text, _ = await call(strict_served.mcp("dev.berth.test/bundle"), mode, "echo", {"text": "bundled"})
+        assert text == "bundled"
+
+
+def test_a_bundle_that_does_not_match_its_hash_is_refused(strict_served, bundle_site):
+    base, make = bundle_site
+    file, sha = make("tampered.mcpb", {"server/berth-testserver": Path(TESTSERVER)},
+                     {"command": "${__dirname}/server/berth-testserver"})
+    wrong = "0" * 64
+    res = post_manifest(strict_served, bundle_manifest(f"{base}/{file}", wrong, "dev.berth.test/tampered"))
+    assert res.status_code == 422 and sha in res.text and "refusing" in res.text
+    staging = strict_served.data_dir / "artifacts" / ".staging"
+    assert not staging.exists() or not any(staging.iterdir()), "a refused bundle left files behind"
+
+
+def test_a_bundle_escaping_its_directory_is_refused(strict_served, bundle_site):
+    base, make = bundle_site
+    file, sha = make("slip.mcpb", {"../../evil": b"#!/bin/sh\n"}, {"command": "${__dirname}/../../evil"})
+    res = post_manifest(strict_served, bundle_manifest(f"{base}/{file}", sha, "dev.berth.test/slip"))
+    assert res.status_code == 422 and "outside the bundle" in res.text
+    assert not (strict_served.data_dir / "evil").exists() and not (strict_served.data_dir.parent / "evil").exists()

@@ -16,6 +16,8 @@ use tokio::process::Command;
 
 use crate::manifest::{Package, Registry};
 
+mod mcpb;
+
 /// Why a package could not be materialized.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -112,8 +114,7 @@ impl Artifacts {
                     image: Some(package.identifier.clone()),
                 },
             }),
-            Registry::Npm | Registry::Pypi => self.installed(registry, package).await,
-            Registry::Mcpb => Err(ArtifactError::Unsupported("mcpb")),
+            Registry::Npm | Registry::Pypi | Registry::Mcpb => self.installed(registry, package).await,
         }
     }
 
@@ -144,6 +145,7 @@ impl Artifacts {
         tokio::fs::create_dir_all(&staging).await.map_err(io(&staging))?;
         let built = match registry {
             Registry::Npm => npm(package, &staging, &dir).await,
+            Registry::Mcpb => mcpb::materialize(package, &staging, &dir).await,
             _ => pypi(package, &staging, &dir).await,
         };
         let launch = match built {
