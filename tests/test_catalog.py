@@ -493,3 +493,17 @@ def test_a_bundle_escaping_its_directory_is_refused(strict_served, bundle_site):
     res = post_manifest(strict_served, bundle_manifest(f"{base}/{file}", sha, "dev.berth.test/slip"))
     assert res.status_code == 422 and "outside the bundle" in res.text
     assert not (strict_served.data_dir / "evil").exists() and not (strict_served.data_dir.parent / "evil").exists()
+
+
+async def test_an_oci_connector_runs_in_the_container_sandbox(served):
+    from test_sandbox_escape import build_image
+
+    image = "berth-testserver:oci-e2e"
+    build_image(image, 'CMD ["/app/berth-testserver"]')
+    doc = first_party_manifest(name="dev.berth.test/oci", sandbox={"backend": "container"})
+    doc["packages"] = [{"registryType": "oci", "identifier": image, "transport": {"type": "stdio"}}]
+    assert post_manifest(served, doc).status_code == 201
+    for mode in MODES:
+        _, text, _ = await call(served.mcp("dev.berth.test/oci"), mode, "whoami", {})
+        me = json.loads(text)
+        assert me["pid"] == 1 and "HOSTNAME" in me["env"]  # a container's own PID 1 and hostname

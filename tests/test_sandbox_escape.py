@@ -35,8 +35,9 @@ def tool(url, name, args=None, **kw) -> dict:
     return json.loads(result_text(call(url, name, args, **kw)))
 
 
-def build_image() -> None:
-    """An image holding only the test server (at /app), /bin/sleep and their libraries."""
+def build_image(tag: str = IMAGE, *changes: str) -> None:
+    """An image holding only the test server (at /app), /bin/sleep and their
+    libraries; `changes` are Dockerfile lines such as a CMD."""
     placed = {TS[0]: "app/berth-testserver", shutil.which("sleep"): "bin/sleep"}
     libs: set[str] = set()
     for b in placed:
@@ -54,7 +55,8 @@ def build_image() -> None:
                 tar.addfile(info)
             for src, arc in sorted(placed.items()):
                 tar.add(os.path.realpath(src), arcname=arc)
-        subprocess.run(["docker", "import", str(tar_path), IMAGE], check=True, capture_output=True)
+        change_args = [a for c in changes for a in ("--change", c)]
+        subprocess.run(["docker", "import", *change_args, str(tar_path), tag], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")

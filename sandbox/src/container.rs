@@ -102,8 +102,9 @@ impl ContainerSandbox {
         };
         let body = ContainerCreateBody {
             image: Some(image),
-            entrypoint: Some(vec![spec.program.clone()]),
-            cmd: Some(spec.args.clone()),
+            // No program: the image's own entrypoint, as `docker run IMAGE ARGS…` would.
+            entrypoint: (!spec.program.is_empty()).then(|| vec![spec.program.clone()]),
+            cmd: (!spec.program.is_empty() || !spec.args.is_empty()).then(|| spec.args.clone()),
             env: Some(spec.environment().into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
             user: Some(format!("{SANDBOX_ID}:{SANDBOX_ID}")),
             working_dir: spec.cwd.as_ref().map(|p| p.display().to_string()),

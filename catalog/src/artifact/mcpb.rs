@@ -23,7 +23,10 @@ pub(super) async fn materialize(package: &Package, staging: &Path, dir: &Path) -
     let zip_path = staging.join(".bundle.mcpb");
     let got = download(&package.identifier, &zip_path).await?;
     if got != want {
-        return Err(layout(format!("{} has SHA-256 {got}, but the manifest says {want}: refusing it", package.identifier)));
+        return Err(layout(format!(
+            "{} has SHA-256 {got}, but the manifest says {want}: refusing it",
+            package.identifier
+        )));
     }
     let root = staging.join("bundle");
     let (zip, into) = (zip_path.clone(), root.clone());
@@ -121,9 +124,7 @@ fn launch(manifest: &Value, bundle: &Path) -> Result<Launch, ArtifactError> {
         .as_object()
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), expand(v.as_str()?)))).collect())
         .unwrap_or_default();
-    let mounts = [Some(bundle.parent().unwrap_or(bundle).to_path_buf()), runtime_root(&program)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mounts =
+        [Some(bundle.parent().unwrap_or(bundle).to_path_buf()), runtime_root(&program)].into_iter().flatten().collect();
     Ok(Launch { program: program.display().to_string(), args, env, mounts, image: None })
 }

@@ -81,13 +81,16 @@ pub struct Endpoint {
 /// A connector name and the version a URL asked for.
 type Asked = (String, VersionRef);
 
+/// A connector name and an exact version.
+type Exact = (String, String);
+
 /// The catalog's connectors, served.
 pub struct Hosting {
     store: Store,
     artifacts: Artifacts,
     sandboxes: Sandboxes,
     config: HostingConfig,
-    endpoints: Mutex<HashMap<(String, String), Arc<Endpoint>>>,
+    endpoints: Mutex<HashMap<Exact, Arc<Endpoint>>>,
     /// `(name, version asked)` → version served, for [`RESOLVE_TTL`]: keeps
     /// the catalog off the request path while letting a publish or a yank
     /// take effect within that time.
@@ -95,7 +98,7 @@ pub struct Hosting {
     /// One lock per version being created, so a burst of first requests
     /// makes one endpoint while other connectors are not held up by a slow
     /// package install.
-    creating: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    creating: Mutex<HashMap<Exact, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Hosting {
