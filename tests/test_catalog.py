@@ -507,3 +507,24 @@ async def test_an_oci_connector_runs_in_the_container_sandbox(served):
         _, text, _ = await call(served.mcp("dev.berth.test/oci"), mode, "whoami", {})
         me = json.loads(text)
         assert me["pid"] == 1 and "HOSTNAME" in me["env"]  # a container's own PID 1 and hostname
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_manifest_policy_hides_and_refuses_tools(served, mode):
+    from mcp.shared.exceptions import MCPError
+
+    allow_list = "dev.berth.test/policy-allow"
+    deny_list = "dev.berth.test/policy-deny"
+    post_manifest(served, first_party_manifest(name=allow_list, policy={"default": "deny", "allow": ["echo", "add"]}))
+    post_manifest(served, first_party_manifest(name=deny_list, policy={"deny": ["whoami", "read_file"]}))
+    async with Client(served.mcp(allow_list), mode=mode) as c:
+        assert {t.name for t in (await c.list_tools()).tools} == {"echo", "add"}
+        assert " ".join(x.text for x in (await c.call_tool("echo", {"text": "ok"})).content) == "ok"
+        for refused in ["whoami", "read_file", "list_dir"]:
+            with pytest.raises(MCPError, match="refused by policy"):
+                await c.call_tool(refused, {"path": "/"})
+    async with Client(served.mcp(deny_list), mode=mode) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert "echo" in names and "list_dir" in names and not names & {"whoami", "read_file"}
+        with pytest.raises(MCPError, match="refused by policy"):
+            await c.call_tool("whoami", {})

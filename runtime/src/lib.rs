@@ -12,6 +12,7 @@ pub mod era;
 pub mod front;
 pub mod hosting;
 pub mod jsonrpc;
+pub mod policy;
 pub mod sandboxes;
 pub mod serve;
 pub mod upstream;

@@ -212,6 +212,7 @@ impl Relay {
     }
 
     async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
+        self.front.config.policy.check(&self.req.method, self.req.params.as_ref())?;
         let ready = self.front.host.ready().await?;
         let mut params = self.req.params.clone();
         let modern = ready.profile.era == Era::Modern;
@@ -291,6 +292,7 @@ impl Relay {
                     }
                 }
                 Upcall::Done(outcome) => {
+                    let outcome = outcome.map(|r| self.front.config.policy.filter(&self.req.method, r));
                     out.send(jsonrpc::response(&self.req.id, &outcome), true).await;
                     return;
                 }

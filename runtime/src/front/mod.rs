@@ -28,6 +28,7 @@ pub use session::Sessions;
 
 use crate::era;
 use crate::jsonrpc::{self, ClientMessage, ErrorObject, code};
+use crate::policy::ToolPolicy;
 use crate::upstream::Host;
 
 /// Settings of the HTTP edge.
@@ -49,6 +50,8 @@ pub struct FrontConfig {
     pub max_sessions: usize,
     /// Idle time after which a legacy session ends.
     pub session_idle: Duration,
+    /// Which tools callers may see and call.
+    pub policy: Arc<ToolPolicy>,
 }
 
 impl Default for FrontConfig {
@@ -62,6 +65,7 @@ impl Default for FrontConfig {
             input_timeout: Duration::from_secs(600),
             max_sessions: 10_000,
             session_idle: Duration::from_secs(3600),
+            policy: Arc::default(),
         }
     }
 }

@@ -39,6 +39,9 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
         }
         _ => {}
     }
+    if let Err(err) = front.config.policy.check(&req.method, req.params.as_ref()) {
+        return reply::error(StatusCode::OK, Some(&req.id), &err);
+    }
     let ready = match front.host.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
@@ -278,7 +281,8 @@ impl Relay {
                 let outcome = match outcome {
                     Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),
                     other => other,
-                };
+                }
+                .map(|r| self.front.config.policy.filter(&self.method, r));
                 Event::last(jsonrpc::response(&self.req_id, &outcome), status)
             }
         })

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 pub use launch::LaunchError;
 
 use crate::front::{Front, FrontConfig};
+use crate::policy::ToolPolicy;
 use crate::sandboxes::{Backend, Sandboxes};
 use crate::upstream::Host;
 
@@ -185,8 +186,10 @@ impl Hosting {
             "endpoint ready"
         );
         let host = Arc::new(Host::new(host_config, sandbox));
+        let mut front = self.config.front.clone();
+        front.policy = Arc::new(ToolPolicy::from_manifest(&manifest.hosting.policy));
         let endpoint = Arc::new(Endpoint {
-            front: Front::new(host.clone(), self.config.front.clone()),
+            front: Front::new(host.clone(), front),
             host,
             idle: Duration::from_secs(manifest.hosting.scaling.idle_timeout_seconds),
         });
