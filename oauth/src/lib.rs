@@ -1,5 +1,21 @@
-//! berth's authorization server and per-user credential broker.
+//! berth's OAuth: berth as the OAuth 2.1 authorization server and resource
+//! server for its MCP URLs (this increment), and later the per-user
+//! credential broker that injects upstream tokens into sandboxes.
 //!
-//! Empty until the OAuth issue lands: it exists now so the dependency direction
-//! (`runtime` → `oauth`, never the reverse and never `oauth` → `sandbox`/`catalog`)
-//! holds from the first commit.
+//! The crate knows nothing of MCP, HTTP routing or the catalog: it takes
+//! parsed requests and returns what to answer ([`AuthorizationServer`]).
+
+mod clients;
+mod error;
+mod grants;
+mod keys;
+mod server;
+mod token;
+mod users;
+
+pub use clients::{Client, ClientMetadata, Clients};
+pub use error::OAuthError;
+pub use keys::{KeyError, Keyring};
+pub use server::{AuthConfig, AuthorizationServer, AuthorizeError, AuthorizeParams, Consent, TokenResponse};
+pub use token::{AccessClaims, TokenError};
+pub use users::Users;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_catalog::artifact::Artifacts;
 use berth_catalog::{Manifest, Store, StoreError};
+use berth_oauth::{AuthConfig, AuthorizationServer, Keyring};
 use berth_runtime::front::FrontConfig;
 use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
 use berth_runtime::sandboxes::Backend;
@@ -47,6 +48,19 @@ pub struct ServeArgs {
     /// When packages are installed: at publish, or on first use.
     #[arg(long, value_enum, env = "BERTH_MATERIALIZE")]
     materialize: Option<Materialize>,
+    /// Who may call the MCP URLs: anyone who reaches them (`none`), or
+    /// holders of an access token from berth's authorization server (`oauth`).
+    /// Default: `oauth`, except `none` when listening on loopback only.
+    #[arg(long, value_enum, env = "BERTH_AUTH")]
+    auth: Option<AuthMode>,
+    /// The URL clients reach berth at: the OAuth issuer, and the base of
+    /// every resource. Default: `http://` plus the listen address.
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// A local account for the consent page, NAME:PASSWORD (repeatable;
+    /// for development until an upstream identity provider is configured).
+    #[arg(long = "dev-user", env = "BERTH_DEV_USERS", value_delimiter = ',', hide_env_values = true)]
+    dev_users: Vec<String>,
     /// Do not publish the example connectors on start.
     #[arg(long)]
     no_examples: bool,
@@ -56,6 +70,16 @@ pub struct ServeArgs {
     /// Origin accepted from browsers (repeatable; `*` for any).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+}
+
+/// Who may call the MCP URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication (loopback development).
+    None,
+    /// Bearer tokens from berth's own authorization server.
+    Oauth,
 }
 
 /// `berth.toml`: every setting optional; unknown keys are errors.
@@ -69,6 +93,8 @@ struct FileConfig {
     default_sandbox: Option<Backend>,
     materialize: Option<Materialize>,
     examples: Option<bool>,
+    auth: Option<AuthMode>,
+    public_url: Option<String>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]
@@ -84,6 +110,9 @@ struct Settings {
     default_sandbox: Backend,
     materialize: Materialize,
     examples: bool,
+    auth: Option<AuthMode>,
+    public_url: Option<String>,
+    dev_users: Vec<String>,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
 }
@@ -111,6 +140,9 @@ impl Settings {
             default_sandbox: args.default_sandbox.or(file.default_sandbox).unwrap_or(Backend::Native),
             materialize: args.materialize.or(file.materialize).unwrap_or(Materialize::Launch),
             examples: !args.no_examples && file.examples.unwrap_or(true),
+            auth: args.auth.or(file.auth),
+            public_url: args.public_url.or(file.public_url),
+            dev_users: args.dev_users,
             allowed_hosts: [file.allowed_hosts, args.allowed_hosts].concat(),
             allowed_origins: [file.allowed_origins, args.allowed_origins].concat(),
             data_dir,
@@ -175,11 +207,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             publish_example(&hosting, manifest).await;
         }
     }
-    let state =
-        Arc::new(AppState { hosting: hosting.clone(), admin_token_sha256: Sha256::digest(token.as_bytes()).into() });
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let auth = authorization_server(&settings, addr)?;
+    let state = Arc::new(AppState {
+        hosting: hosting.clone(),
+        admin_token_sha256: Sha256::digest(token.as_bytes()).into(),
+        auth,
+    });
     println!("berth: serving the catalog at http://{addr}/mcp/{{name}}");
     println!("berth: registry API at http://{addr}/v0/servers, admin API at http://{addr}/admin/v1");
     println!("berth: data in {}", settings.data_dir.display());
@@ -198,6 +234,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     hosting.shutdown();
     Ok(())
 }
+
+/// berth's authorization server, if the MCP URLs are to need OAuth.
+fn authorization_server(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Option<Arc<AuthorizationServer>>> {
+    let mode = settings.auth.unwrap_or(if addr.ip().is_loopback() { AuthMode::None } else { AuthMode::Oauth });
+    if mode == AuthMode::None {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "MCP URLs are open to anyone who reaches this address (--auth none)");
+        }
+        return Ok(None);
+    }
+    let issuer = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let keys = Keyring::load_or_create(&settings.data_dir.join("signing-keys.json"), KEY_ROTATION)?;
+    let server = AuthorizationServer::new(AuthConfig::new(issuer), keys);
+    for user in &settings.dev_users {
+        let (name, password) = user.split_once(':').context("--dev-user takes NAME:PASSWORD")?;
+        server.users.add(name, password);
+    }
+    tracing::info!(issuer = server.issuer(), "MCP URLs need OAuth access tokens");
+    Ok(Some(Arc::new(server)))
+}
+
+/// How long a token signing key signs before a new one takes over.
+const KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 async fn publish_example(hosting: &Hosting, manifest: Manifest) {
     match hosting.publish(&manifest).await {

@@ -20,6 +20,11 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn serve(State(app): State<Arc<AppState>>, Path(target): Path<String>, req: Request) -> Response {
+    if let Some(auth) = &app.auth
+        && let Err(refused) = super::auth::check(auth, req.headers(), &target)
+    {
+        return refused;
+    }
     let (name, version) = match target.rsplit_once('@') {
         Some((name, version)) => (name, VersionRef::parse(version)),
         None => (target.as_str(), VersionRef::Latest),

@@ -2,6 +2,7 @@
 //! API and the registry read API, on one listener.
 
 mod admin;
+mod auth;
 mod mcp;
 mod registry;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     /// SHA-256 of the admin bearer token (compared hashed, so the comparison
     /// takes the same time whatever the guess).
     pub admin_token_sha256: [u8; 32],
+    /// berth's authorization server, when MCP URLs need OAuth.
+    pub auth: Option<Arc<berth_oauth::AuthorizationServer>>,
 }
 
 /// The whole application router.
@@ -31,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(mcp::routes())
         .merge(admin::routes())
         .merge(registry::routes())
+        .merge(auth::routes())
         .with_state(state)
 }
 
