@@ -1,6 +1,6 @@
 //! berth's OAuth: berth as the OAuth 2.1 authorization server and resource
-//! server for its MCP URLs (this increment), and later the per-user
-//! credential broker that injects upstream tokens into sandboxes.
+//! server for its MCP URLs, the sealed store of connectors' static secrets,
+//! and (to come) the per-user credential broker for upstream tokens.
 //!
 //! The crate knows nothing of MCP, HTTP routing or the catalog: it takes
 //! parsed requests and returns what to answer ([`AuthorizationServer`]).
@@ -9,6 +9,8 @@ mod clients;
 mod error;
 mod grants;
 mod keys;
+mod seal;
+mod secrets;
 mod server;
 mod token;
 mod users;
@@ -16,6 +18,8 @@ mod users;
 pub use clients::{Client, ClientMetadata, Clients};
 pub use error::OAuthError;
 pub use keys::{KeyError, Keyring};
+pub use seal::{SealError, Sealer};
+pub use secrets::{SecretError, SecretInfo, SecretStore};
 pub use server::{AuthConfig, AuthorizationServer, AuthorizeError, AuthorizeParams, Consent, TokenResponse};
 pub use token::{AccessClaims, TokenError};
 pub use users::Users;

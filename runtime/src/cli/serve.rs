@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_catalog::artifact::Artifacts;
 use berth_catalog::{Manifest, Store, StoreError};
-use berth_oauth::{AuthConfig, AuthorizationServer, Keyring};
+use berth_oauth::{AuthConfig, AuthorizationServer, Keyring, Sealer, SecretStore};
 use berth_runtime::front::FrontConfig;
 use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
 use berth_runtime::sandboxes::Backend;
@@ -197,8 +197,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         front.allow.hosts.push(settings.listen.ip().to_string());
     }
     front.allow.origins = settings.allowed_origins.clone();
+    let sealer = match std::env::var("BERTH_SECRET_KEYS") {
+        Ok(keys) => Sealer::from_lines(&keys, "BERTH_SECRET_KEYS")?,
+        Err(_) => Sealer::load_or_create(&settings.data_dir.join("secret-keys"))?,
+    };
+    let secrets = SecretStore::open(&settings.database, sealer)
+        .await
+        .with_context(|| format!("opening the secret store in {}", redact(&settings.database)))?;
     let hosting = Hosting::new(
         store,
+        Arc::new(secrets),
         Artifacts::new(settings.data_dir.join("artifacts")),
         HostingConfig { default_backend: settings.default_sandbox, materialize: settings.materialize, front },
     );

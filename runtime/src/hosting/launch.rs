@@ -5,6 +5,7 @@
 use berth_catalog::artifact::Artifact;
 use berth_catalog::manifest::{EraHint, Manifest, Registry};
 use berth_sandbox::{Limits, Mount, SandboxSpec};
+use zeroize::Zeroizing;
 
 use crate::sandboxes::Backend;
 use crate::upstream::{Era, HostConfig};
@@ -16,7 +17,10 @@ const HOME: &str = "/tmp";
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// A required environment variable has no value.
-    #[error("{connector} needs the environment variable {name}, which has no value or default")]
+    #[error(
+        "{connector} needs the environment variable {name}, which has no value or default; \
+         an admin sets it with PUT /admin/v1/connectors/{{name}}/secrets/{name}"
+    )]
     MissingEnv {
         /// Connector.
         connector: String,
@@ -34,7 +38,14 @@ pub enum LaunchError {
 }
 
 /// Builds the supervisor's configuration and picks the backend.
-pub fn plan(manifest: &Manifest, artifact: &Artifact, default: Backend) -> Result<(Backend, HostConfig), LaunchError> {
+/// `secrets` are the values an admin set for the connector's declared
+/// variables; a manifest's fixed `value` wins, a `default` fills in.
+pub fn plan(
+    manifest: &Manifest,
+    artifact: &Artifact,
+    default: Backend,
+    secrets: &[(String, Zeroizing<String>)],
+) -> Result<(Backend, HostConfig), LaunchError> {
     let name = format!("{}@{}", manifest.server.name, manifest.server.version);
     let package = manifest.package();
     let hosting = &manifest.hosting;
@@ -56,7 +67,8 @@ pub fn plan(manifest: &Manifest, artifact: &Artifact, default: Backend) -> Resul
     ];
     spec.env.extend(launch.env.iter().cloned());
     for var in &package.environment_variables {
-        match var.value.clone().or_else(|| var.default.clone()) {
+        let secret = secrets.iter().find(|(n, _)| n == &var.name).map(|(_, v)| v.to_string());
+        match var.value.clone().or(secret).or_else(|| var.default.clone()) {
             Some(v) => spec.env.push((var.name.clone(), v)),
             None if var.is_required => {
                 return Err(LaunchError::MissingEnv { connector: name, name: var.name.clone() });

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use berth_catalog::artifact::{ArtifactError, Artifacts};
 use berth_catalog::{Entry, Manifest, Status, Store, StoreError, VersionRef};
+use berth_oauth::SecretStore;
 use parking_lot::Mutex;
 
 pub use launch::LaunchError;
@@ -69,6 +70,9 @@ pub enum HostingError {
     /// The sandbox backend is unavailable.
     #[error("{0}")]
     Sandbox(String),
+    /// The connector's secrets could not be read.
+    #[error("reading the connector's secrets: {0}")]
+    Secrets(String),
 }
 
 /// One connector version being served.
@@ -88,6 +92,7 @@ type Exact = (String, String);
 /// The catalog's connectors, served.
 pub struct Hosting {
     store: Store,
+    secrets: Arc<SecretStore>,
     artifacts: Artifacts,
     sandboxes: Sandboxes,
     config: HostingConfig,
@@ -104,9 +109,10 @@ pub struct Hosting {
 
 impl Hosting {
     /// Serves the connectors in `store`, installing packages into `artifacts`.
-    pub fn new(store: Store, artifacts: Artifacts, config: HostingConfig) -> Arc<Self> {
+    pub fn new(store: Store, secrets: Arc<SecretStore>, artifacts: Artifacts, config: HostingConfig) -> Arc<Self> {
         let hosting = Arc::new(Self {
             store,
+            secrets,
             artifacts,
             sandboxes: Sandboxes::default(),
             config,
@@ -129,6 +135,24 @@ impl Hosting {
     /// The catalog.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The connectors' sealed secrets.
+    pub fn secrets(&self) -> &SecretStore {
+        &self.secrets
+    }
+
+    /// Stops every running version of `name`, so the next request launches
+    /// with current settings (after a secret changed).
+    pub fn restart(&self, name: &str) {
+        self.resolved.lock().retain(|(n, _), _| n != name);
+        let mut endpoints = self.endpoints.lock();
+        for ((n, _), e) in endpoints.iter().filter(|((n, _), _)| n == name) {
+            tracing::info!(connector = %n, "restarting: its settings changed");
+            e.front.close();
+            e.host.shutdown();
+        }
+        endpoints.retain(|(n, _), _| n != name);
     }
 
     /// Validated, (optionally) materialized, then stored.
@@ -176,7 +200,9 @@ impl Hosting {
             .materialize(manifest.package())
             .await
             .map_err(|source| HostingError::Artifact { connector: format!("{name} {}", entry.version()), source })?;
-        let (backend, host_config) = launch::plan(manifest, &artifact, self.config.default_backend)?;
+        let secrets = self.secrets.values(name, None).await.map_err(|e| HostingError::Secrets(e.to_string()))?;
+        let (backend, host_config) = launch::plan(manifest, &artifact, self.config.default_backend, &secrets)?;
+        drop(secrets);
         let sandbox = self.sandboxes.get(backend).await.map_err(HostingError::Sandbox)?;
         tracing::info!(
             connector = %host_config.name,

@@ -25,7 +25,7 @@ const MAX_MANIFEST: usize = 1 << 20;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/connectors", get(list_all).post(publish))
-        .route("/admin/v1/connectors/{*tail}", get(one).put(set_status))
+        .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete))
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }
 
@@ -78,6 +78,12 @@ async fn one(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): P
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some((name, rest)) = tail.split_once("/secrets") {
+        return match rest {
+            "" | "/" => list_secrets(&app, name).await,
+            _ => json_error(StatusCode::METHOD_NOT_ALLOWED, "secret values are write-only", None),
+        };
+    }
     let store = app.hosting.store();
     match split_versions(&tail) {
         (name, None | Some("")) => match store.versions(name).await {
@@ -96,25 +102,95 @@ struct StatusBody {
     status: Status,
 }
 
-/// `PUT /admin/v1/connectors/{name}/versions/{version}/status` with
-/// `{"status": "active" | "deprecated" | "deleted"}`.
-async fn set_status(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(tail): Path<String>,
-    body: Bytes,
-) -> Response {
+/// `PUT …/{name}/versions/{version}/status` or `PUT …/{name}/secrets/{VAR}`.
+async fn put(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): Path<String>, body: Bytes) -> Response {
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
-    let (name, version) = match split_versions(&tail) {
+    match tail.split_once("/secrets/") {
+        Some((name, var)) => put_secret(&app, name, var, &body).await,
+        None => set_status(&app, &tail, &body).await,
+    }
+}
+
+/// `DELETE …/{name}/secrets/{VAR}`.
+async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): Path<String>) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let Some((name, var)) = tail.split_once("/secrets/") else {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only secrets are deleted; versions are deprecated or deleted by status",
+            None,
+        );
+    };
+    match app.hosting.secrets().delete(name, None, var).await {
+        Ok(true) => {
+            app.hosting.restart(name);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => json_error(StatusCode::NOT_FOUND, format!("{name} has no secret {var}"), None),
+        Err(e) => secret_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SecretBody {
+    value: String,
+}
+
+/// Sets a declared environment variable's value, sealed; running instances
+/// restart so the next request sees it. The value is never echoed or logged.
+async fn put_secret(app: &AppState, name: &str, var: &str, body: &[u8]) -> Response {
+    let latest = match app.hosting.store().get(name, &VersionRef::Latest).await {
+        Ok(e) => e,
+        Err(e) => return store_error(e),
+    };
+    let declared = latest.manifest.server.packages.iter().flat_map(|p| &p.environment_variables).any(|v| v.name == var);
+    if !declared {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name} declares no environment variable {var}; only declared variables can be set"),
+            None,
+        );
+    }
+    let Ok(SecretBody { value }) = serde_json::from_slice::<SecretBody>(body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"value\": \"…\"}", None);
+    };
+    match app.hosting.secrets().put(name, None, var, &value).await {
+        Ok(()) => {
+            tracing::info!(connector = name, variable = var, "secret set");
+            app.hosting.restart(name);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => secret_error(e),
+    }
+}
+
+async fn list_secrets(app: &AppState, name: &str) -> Response {
+    match app.hosting.secrets().list(name).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => secret_error(e),
+    }
+}
+
+fn secret_error(e: berth_oauth::SecretError) -> Response {
+    tracing::error!(error = %e, "secret store error");
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, "secret store error; see the server log", None)
+}
+
+/// `PUT /admin/v1/connectors/{name}/versions/{version}/status` with
+/// `{"status": "active" | "deprecated" | "deleted"}`.
+async fn set_status(app: &AppState, tail: &str, body: &[u8]) -> Response {
+    let (name, version) = match split_versions(tail) {
         (name, Some(rest)) => match rest.strip_suffix("/status") {
             Some(v) if !v.is_empty() => (name, v),
             _ => return json_error(StatusCode::NOT_FOUND, "expected …/{name}/versions/{version}/status", None),
         },
         _ => return json_error(StatusCode::NOT_FOUND, "expected …/{name}/versions/{version}/status", None),
     };
-    let body: StatusBody = match serde_json::from_slice(&body) {
+    let body: StatusBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) => {
             return json_error(
