@@ -23,6 +23,9 @@ enum Command {
     Publish(cli::publish::PublishArgs),
     /// Seed the catalog from a registry export, through a running berth.
     Import(cli::import::ImportArgs),
+    /// Move local STDIO servers from a Claude Desktop, Cursor or VS Code
+    /// config to hosted connectors, and point the config at them.
+    Migrate(cli::migrate::MigrateArgs),
     /// Host one STDIO MCP server at http://ADDR/mcp, no catalog.
     Run(cli::run::RunArgs),
 }
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => rt.block_on(cli::serve::serve(args)),
         Command::Publish(args) => rt.block_on(cli::publish::publish(args)),
         Command::Import(args) => rt.block_on(cli::import::import(args)),
+        Command::Migrate(args) => rt.block_on(cli::migrate::migrate(args)),
         Command::Run(args) => rt.block_on(cli::run::run(args)),
     }
 }

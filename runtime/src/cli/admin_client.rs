@@ -87,6 +87,27 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// Sets a connector's secret; the value goes only into the request body.
+    pub async fn put_secret(&self, connector: &str, var: &str, value: &str) -> anyhow::Result<()> {
+        let endpoint = format!("{}/admin/v1/connectors/{connector}/secrets/{var}", self.url);
+        let res = self
+            .http
+            .put(&endpoint)
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({ "value": value }))
+            .send()
+            .await
+            .with_context(|| format!("sending to {endpoint}"))?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            anyhow::bail!("setting {var} of {connector} failed ({status}): {}", body["error"].as_str().unwrap_or(""));
+        }
+        Ok(())
+    }
+}
+
 /// A spinner on stderr while `what` runs, when stderr is a terminal.
 pub fn spinner(what: String) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());

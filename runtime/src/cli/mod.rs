@@ -3,6 +3,7 @@
 pub mod admin_client;
 pub mod examples;
 pub mod import;
+pub mod migrate;
 pub mod parse;
 pub mod publish;
 pub mod run;
