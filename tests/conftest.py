@@ -52,11 +52,11 @@ class Berth:
     def logs(self) -> str:
         return "\n".join(self.log_lines)
 
-    def stop(self) -> int:
+    def stop(self, grace: float = 10) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -79,14 +79,19 @@ def start_berth(server: list[str], *extra: str, env: dict[str, str] | None = Non
         proc.kill()
         raise RuntimeError(f"berth did not start: {line!r} {proc.stderr.read()}")
     b = Berth(proc=proc, url=m.group(1))
+    follow(proc, b.log_lines)
+    return b
+
+
+def follow(proc: subprocess.Popen, lines: list[str]) -> None:
+    """Collects a process's remaining output lines into `lines` as they come."""
 
     def drain(stream):
         for l in stream:
-            b.log_lines.append(l.rstrip("\n"))
+            lines.append(l.rstrip("\n"))
 
     threading.Thread(target=drain, args=(proc.stderr,), daemon=True).start()
     threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
-    return b
 
 
 @pytest.fixture

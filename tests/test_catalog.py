@@ -10,18 +10,17 @@ import copy
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from mcp.client import Client
 
-from conftest import BERTH_BIN, REPO, TESTSERVER
+from conftest import BERTH_BIN, REPO, TESTSERVER, Berth, follow
 
 CONNECTORS = REPO / "connectors"
 OFFICIAL_SCHEMA = REPO.parent / "shared" / "spec" / "server.schema-2025-12-11.json"
@@ -36,13 +35,10 @@ def anyio_backend():
 
 
 @dataclass
-class Served:
-    """A running `berth serve`."""
+class Served(Berth):
+    """A running `berth serve`; `url` is its base URL plus `/mcp`."""
 
-    proc: subprocess.Popen
-    base: str
-    data_dir: Path
-    log_lines: list[str] = field(default_factory=list)
+    data_dir: Path = Path()
 
     @property
     def token(self) -> str:
@@ -55,14 +51,7 @@ class Served:
         return f"{self.base}/mcp/{name}"
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+        return super().stop(grace=30)
 
 
 def serve(data_dir: Path, *extra: str) -> Served:
@@ -78,14 +67,8 @@ def serve(data_dir: Path, *extra: str) -> Served:
     if not m:
         proc.kill()
         raise RuntimeError(f"berth serve did not start: {line!r} {proc.stderr.read()}")
-    s = Served(proc=proc, base=m.group(1), data_dir=data_dir)
-
-    def drain(stream):
-        for l in stream:
-            s.log_lines.append(l.rstrip("\n"))
-
-    threading.Thread(target=drain, args=(proc.stderr,), daemon=True).start()
-    threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
+    s = Served(proc=proc, url=m.group(1) + "/mcp", data_dir=data_dir)
+    follow(proc, s.log_lines)
     return s
 
 
