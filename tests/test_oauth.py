@@ -65,7 +65,7 @@ class Memory:
         self.client = info
 
 
-def consent(authorize_url: str, *, password=PASSWORD, decision="approve", tamper_csrf=False) -> httpx.Response:
+def consent(authorize_url: str, *, user="alice", password=PASSWORD, decision="approve", tamper_csrf=False) -> httpx.Response:
     """Plays the user: opens the consent page, signs in and answers."""
     with httpx.Client() as browser:
         page = browser.get(authorize_url)
@@ -74,7 +74,7 @@ def consent(authorize_url: str, *, password=PASSWORD, decision="approve", tamper
         form = dict(re.findall(r'name=(id|csrf) value="([^"]+)"', page.text))
         if tamper_csrf:
             form["csrf"] = "0" * 32
-        form |= {"username": "alice", "password": password, "decision": decision}
+        form |= {"username": user, "password": password, "decision": decision}
         return browser.post(authorize_url.split("?")[0], data=form)
 
 
@@ -151,8 +151,8 @@ def authorize_url(berth, client_id, challenge, state=None, resource=None, redire
     return f"{berth.base}/oauth/authorize?{urlencode(q)}"
 
 
-def code_for(berth, client_id, challenge, **kw) -> dict:
-    res = consent(authorize_url(berth, client_id, challenge, **kw))
+def code_for(berth, client_id, challenge, user="alice", **kw) -> dict:
+    res = consent(authorize_url(berth, client_id, challenge, **kw), user=user)
     assert res.status_code in (302, 303), res.text
     return {k: v[0] for k, v in parse_qs(urlparse(res.headers["location"]).query).items()}
 
@@ -228,6 +228,15 @@ def test_hostile_registrations_are_refused(berth):
     client = register(berth, name="<script>alert(1)</script>").json()["client_id"]
     page = httpx.get(authorize_url(berth, client, pkce()[1]))
     assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+
+
+def token_for(berth, user="alice", resource=None) -> str:
+    """An access token for `user`, by the whole flow."""
+    client = register(berth).json()["client_id"]
+    verifier, challenge = pkce()
+    got = code_for(berth, client, challenge, user=user, resource=resource)
+    res = exchange(berth, grant_type="authorization_code", code=got["code"], client_id=client, redirect_uri=REDIRECT, code_verifier=verifier)
+    return res.json()["access_token"]
 
 
 def test_a_resource_of_another_server_is_refused(berth):

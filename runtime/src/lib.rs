@@ -8,6 +8,7 @@
 //! HTTP surface: MCP endpoints, admin API, registry API). [`era`] holds what differs between the
 //! protocol revisions, and [`jsonrpc`] the little of JSON-RPC berth parses.
 
+pub mod audit;
 pub mod era;
 pub mod front;
 pub mod hosting;

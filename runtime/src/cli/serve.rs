@@ -10,6 +10,7 @@ use anyhow::Context;
 use berth_catalog::artifact::Artifacts;
 use berth_catalog::{Manifest, Store, StoreError};
 use berth_oauth::{AuthConfig, AuthorizationServer, Keyring, Sealer, SecretStore};
+use berth_runtime::audit::{Audit, AuditStore};
 use berth_runtime::front::FrontConfig;
 use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
 use berth_runtime::sandboxes::Backend;
@@ -191,7 +192,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = admin_token(&settings.data_dir, settings.admin_token.clone())?;
     let store =
         Store::open(&settings.database).await.with_context(|| format!("opening {}", redact(&settings.database)))?;
-    let mut front = FrontConfig::default();
+    let audit = AuditStore::open(&settings.database)
+        .await
+        .with_context(|| format!("opening the audit trail in {}", redact(&settings.database)))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "no Prometheus metrics"))
+        .ok();
+    let mut front = FrontConfig { audit: Some(Audit::spawn(audit.clone())), ..FrontConfig::default() };
     front.allow.hosts.extend(settings.allowed_hosts.iter().cloned());
     if !settings.listen.ip().is_unspecified() && !settings.listen.ip().is_loopback() {
         front.allow.hosts.push(settings.listen.ip().to_string());
@@ -223,6 +231,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hosting: hosting.clone(),
         admin_token_sha256: Sha256::digest(token.as_bytes()).into(),
         auth,
+        audit: Some(audit),
+        metrics,
     });
     println!("berth: serving the catalog at http://{addr}/mcp/{{name}}");
     println!("berth: registry API at http://{addr}/v0/servers, admin API at http://{addr}/admin/v1");

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::modern::{capable, notification};
 use super::reply::{self, Event};
 use super::session::{GET_STREAM, Relayed, Session};
-use super::{Front, guard};
+use super::{CallerRef, Front, guard};
+use crate::audit::Decision;
 use crate::era;
 use crate::jsonrpc::{self, ClientMessage, ErrorObject, Request, code};
 use crate::upstream::{Call, Connection, Era, Upcall};
@@ -24,7 +25,7 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 
 /// Answers `initialize`: berth holds the server's handshake and gives the
 /// client a session of its own.
-pub async fn initialize(front: &Front, req: Request) -> Response {
+pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Response {
     let ready = match front.host.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
@@ -33,7 +34,7 @@ pub async fn initialize(front: &Front, req: Request) -> Response {
     let version = era::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
     let client_info = params.get("clientInfo").cloned().unwrap_or_else(|| json!({}));
     let caps = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
-    let Some(session) = front.sessions.create(version.to_owned(), client_info, caps) else {
+    let Some(session) = front.sessions.create(version.to_owned(), client_info, caps, caller.clone()) else {
         let err = ErrorObject::new(code::SERVER_UNAVAILABLE, "too many sessions; try again later");
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &err);
     };
@@ -55,9 +56,12 @@ pub async fn initialize(front: &Front, req: Request) -> Response {
 }
 
 /// Looks up the session a request names; 404 if it is unknown or ended.
-pub fn session(front: &Front, headers: &HeaderMap) -> Result<Arc<Session>, Response> {
+/// The session a request names, if it exists and belongs to the caller
+/// (another user's session id is answered exactly like an unknown one).
+pub fn session(front: &Front, headers: &HeaderMap, caller: &CallerRef) -> Result<Arc<Session>, Response> {
     let id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    front.sessions.get(id).ok_or_else(|| {
+    let user = caller.as_ref().map(|c| c.user.as_str());
+    front.sessions.get(id).filter(|s| s.owner.as_ref().map(|o| o.user.as_str()) == user).ok_or_else(|| {
         let err = ErrorObject::new(code::INVALID_REQUEST, "session not found; send initialize to start a new one");
         reply::error(StatusCode::NOT_FOUND, None, &err)
     })
@@ -186,7 +190,8 @@ fn start(front: &Arc<Front>, session: &Arc<Session>, req: Request) -> Result<mps
             {
                 session.resources.lock().insert(uri.to_owned());
             }
-            let relay = Relay { front: front.clone(), session: session.clone(), req };
+            let relay =
+                Relay { front: front.clone(), session: session.clone(), req, started: tokio::time::Instant::now() };
             tokio::spawn(relay.run(tx));
         }
     }
@@ -197,9 +202,14 @@ struct Relay {
     front: Arc<Front>,
     session: Arc<Session>,
     req: Request,
+    started: tokio::time::Instant,
 }
 
 impl Relay {
+    fn caller(&self) -> CallerRef {
+        self.session.owner.clone()
+    }
+
     async fn run(self, tx: mpsc::Sender<Event>) {
         let client_id = self.req.id.get().to_owned();
         let cancelled = self.session.start_request(&client_id);
@@ -212,7 +222,11 @@ impl Relay {
     }
 
     async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
-        self.front.config.policy.check(&self.req.method, self.req.params.as_ref())?;
+        if let Err(e) = self.front.config.policy.check(&self.req.method, self.req.params.as_ref()) {
+            let caller = self.caller();
+            self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
+            return Err(e);
+        }
         let ready = self.front.host.ready().await?;
         let mut params = self.req.params.clone();
         let modern = ready.profile.era == Era::Modern;
@@ -292,6 +306,10 @@ impl Relay {
                     }
                 }
                 Upcall::Done(outcome) => {
+                    if self.req.method == "tools/call" {
+                        let tool = self.req.target_name().unwrap_or("");
+                        self.front.audit(&self.caller(), tool, Decision::Allow, Some(&outcome), self.started);
+                    }
                     let outcome = outcome.map(|r| self.front.config.policy.filter(&self.req.method, r));
                     out.send(jsonrpc::response(&self.req.id, &outcome), true).await;
                     return;

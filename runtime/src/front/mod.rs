@@ -26,9 +26,23 @@ use http::{HeaderMap, StatusCode};
 pub use continuation::Continuations;
 pub use session::Sessions;
 
+use crate::audit::{Audit, AuditRecord, Decision};
 use crate::era;
 use crate::jsonrpc::{self, ClientMessage, ErrorObject, code};
 use crate::policy::ToolPolicy;
+
+/// Who is calling, as the router authenticated them. Absent when the
+/// endpoint is open to anyone who reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user (the token's subject).
+    pub user: String,
+    /// The OAuth client acting for them.
+    pub client_id: String,
+}
+
+/// The caller of one request, shared by the tasks that serve it.
+pub type CallerRef = Option<Arc<Caller>>;
 use crate::upstream::Host;
 
 /// Settings of the HTTP edge.
@@ -52,6 +66,10 @@ pub struct FrontConfig {
     pub session_idle: Duration,
     /// Which tools callers may see and call.
     pub policy: Arc<ToolPolicy>,
+    /// Where tool calls are recorded, if anywhere.
+    pub audit: Option<Audit>,
+    /// The endpoint's name in audit records and metrics (`name@version`).
+    pub label: String,
 }
 
 impl Default for FrontConfig {
@@ -66,6 +84,8 @@ impl Default for FrontConfig {
             max_sessions: 10_000,
             session_idle: Duration::from_secs(3600),
             policy: Arc::default(),
+            audit: None,
+            label: String::new(),
         }
     }
 }
@@ -122,17 +142,42 @@ impl Front {
     /// among many endpoints themselves (`berth serve`, one per connector).
     pub async fn handle(self: Arc<Self>, req: axum::extract::Request) -> Response {
         let (parts, body) = req.into_parts();
+        let caller = parts.extensions.get::<Caller>().cloned().map(Arc::new);
         match parts.method {
             http::Method::POST => match axum::body::to_bytes(body, self.config.max_body).await {
-                Ok(bytes) => post_mcp(State(self), parts.headers, bytes).await,
+                Ok(bytes) => serve_post(self, caller, parts.headers, bytes).await,
                 Err(_) => {
                     bad(StatusCode::PAYLOAD_TOO_LARGE, code::INVALID_REQUEST, "request body too large or cut short")
                 }
             },
-            http::Method::GET => get_mcp(State(self), parts.headers).await,
-            http::Method::DELETE => delete_mcp(State(self), parts.headers).await,
+            http::Method::GET => serve_get(self, caller, parts.headers).await,
+            http::Method::DELETE => serve_delete(self, caller, parts.headers).await,
             _ => bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE"),
         }
+    }
+
+    /// Records one tool call, when auditing is on.
+    pub(crate) fn audit(
+        &self,
+        caller: &CallerRef,
+        tool: &str,
+        decision: Decision,
+        outcome: Option<&jsonrpc::Outcome>,
+        started: tokio::time::Instant,
+    ) {
+        let Some(audit) = &self.config.audit else { return };
+        let (kind, error) = match (decision, outcome) {
+            (Decision::Deny, _) => ("denied", String::new()),
+            (_, Some(o)) => crate::audit::classify(o),
+            (_, None) => ("error", "timed out".to_owned()),
+        };
+        let mut r = AuditRecord::new(&self.config.label, tool, decision, kind, started.elapsed());
+        r.error = error;
+        if let Some(c) = caller {
+            r.user = c.user.clone();
+            r.client_id = c.client_id.clone();
+        }
+        audit.record(r);
     }
 
     /// The axum router serving this endpoint at `path`.
@@ -150,6 +195,18 @@ pub fn bad(status: StatusCode, code: i64, msg: impl Into<String>) -> Response {
 }
 
 async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) -> Response {
+    serve_post(front, None, headers, body).await
+}
+
+async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    serve_get(front, None, headers).await
+}
+
+async fn delete_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    serve_delete(front, None, headers).await
+}
+
+async fn serve_post(front: Arc<Front>, caller: CallerRef, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = front.config.allow.check(&headers) {
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }
@@ -167,7 +224,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Byt
         return bad(StatusCode::BAD_REQUEST, code::PARSE_ERROR, "body is not UTF-8");
     };
     if headers.contains_key(legacy::SESSION_HEADER) {
-        return match legacy::session(&front, &headers) {
+        return match legacy::session(&front, &headers, &caller) {
             Ok(session) => legacy::post(front.clone(), &headers, session, text).await,
             Err(res) => res,
         };
@@ -188,11 +245,11 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Byt
         && req.method == "initialize"
         && version.as_deref().is_none_or(|v| v != era::MODERN)
     {
-        return legacy::initialize(&front, req.clone()).await;
+        return legacy::initialize(&front, req.clone(), &caller).await;
     }
     match version.as_deref() {
         Some(era::MODERN) => match msg {
-            ClientMessage::Request(req) => modern::request(front.clone(), &headers, era::MODERN, req).await,
+            ClientMessage::Request(req) => modern::request(front.clone(), &headers, era::MODERN, req, caller).await,
             ClientMessage::Notification { .. } => reply::accepted(),
             ClientMessage::Response { .. } => {
                 bad(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "clients do not send responses in 2026-07-28")
@@ -231,7 +288,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Byt
     }
 }
 
-async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+async fn serve_get(front: Arc<Front>, caller: CallerRef, headers: HeaderMap) -> Response {
     if let Err(r) = front.config.allow.check(&headers) {
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }
@@ -242,22 +299,24 @@ async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Respons
             "GET needs a legacy session; 2026-07-28 clients use subscriptions/listen",
         );
     }
-    match legacy::session(&front, &headers) {
+    match legacy::session(&front, &headers, &caller) {
         Ok(session) => legacy::get_stream(&front, &headers, session),
         Err(res) => res,
     }
 }
 
-async fn delete_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+async fn serve_delete(front: Arc<Front>, caller: CallerRef, headers: HeaderMap) -> Response {
     if let Err(r) = front.config.allow.check(&headers) {
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }
     if !headers.contains_key(legacy::SESSION_HEADER) {
         return bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "DELETE needs a legacy session");
     }
-    let id = headers.get(legacy::SESSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match front.sessions.remove(id) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => bad(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "session not found"),
+    match legacy::session(&front, &headers, &caller) {
+        Ok(session) => {
+            front.sessions.remove(&session.id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(res) => res,
     }
 }

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use super::continuation::binding;
 use super::reply::{self, Event};
-use super::{Front, guard};
+use super::{CallerRef, Front, guard};
+use crate::audit::Decision;
 use crate::era::{self, meta};
 use crate::jsonrpc::{self, ErrorObject, Outcome, Request, code};
 use crate::upstream::{Call, Connection, Era, Upcall};
@@ -20,7 +21,14 @@ use crate::upstream::{Call, Connection, Era, Upcall};
 const REMOVED: [&str; 4] = ["initialize", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"];
 
 /// Handles one modern request.
-pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Request) -> Response {
+pub async fn request(
+    front: Arc<Front>,
+    headers: &HeaderMap,
+    version: &str,
+    req: Request,
+    caller: CallerRef,
+) -> Response {
+    let started = Instant::now();
     if let Err(err) = check_headers(headers, version, &req) {
         return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err);
     }
@@ -40,6 +48,7 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
         _ => {}
     }
     if let Err(err) = front.config.policy.check(&req.method, req.params.as_ref()) {
+        front.audit(&caller, req.target_name().unwrap_or(""), Decision::Deny, None, started);
         return reply::error(StatusCode::OK, Some(&req.id), &err);
     }
     let ready = match front.host.ready().await {
@@ -76,6 +85,9 @@ pub async fn request(front: Arc<Front>, headers: &HeaderMap, version: &str, req:
         }
     };
     let ctx = Relay {
+        tool: (req.method == "tools/call").then(|| req.target_name().unwrap_or("").to_owned()),
+        caller,
+        started,
         front: front.clone(),
         req_id: req.id.clone(),
         method: req.method.clone(),
@@ -171,6 +183,10 @@ pub fn capable(caps: &Value, method: &str) -> bool {
 
 /// Drives one call for a modern client.
 struct Relay {
+    /// The tool, for a `tools/call` (which is audited).
+    tool: Option<String>,
+    caller: CallerRef,
+    started: Instant,
     front: Arc<Front>,
     req_id: Box<serde_json::value::RawValue>,
     method: String,
@@ -232,6 +248,9 @@ impl Relay {
     }
 
     fn timed_out(&self) -> String {
+        if let Some(tool) = &self.tool {
+            self.front.audit(&self.caller, tool, Decision::Allow, None, self.started);
+        }
         jsonrpc::response(&self.req_id, &Err(ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw()))
     }
 
@@ -277,6 +296,9 @@ impl Relay {
                 Event::last(jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK)
             }
             Upcall::Done(outcome) => {
+                if let Some(tool) = &self.tool {
+                    self.front.audit(&self.caller, tool, Decision::Allow, Some(&outcome), self.started);
+                }
                 let status = status_for(&outcome);
                 let outcome = match outcome {
                     Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),

@@ -38,6 +38,8 @@ pub struct Session {
     pub client_info: Value,
     /// The client's capabilities.
     pub capabilities: Value,
+    /// Who started it; only that user may use it.
+    pub owner: super::CallerRef,
     /// Minimum log level the client asked for with `logging/setLevel`.
     pub log_level: Mutex<Option<String>>,
     /// Resource URIs the client subscribed to.
@@ -73,7 +75,7 @@ pub enum Relayed {
 pub const GET_STREAM: u64 = 0;
 
 impl Session {
-    fn new(version: String, client_info: Value, capabilities: Value) -> Self {
+    fn new(version: String, client_info: Value, capabilities: Value, owner: super::CallerRef) -> Self {
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
         Self {
@@ -81,6 +83,7 @@ impl Session {
             version,
             client_info,
             capabilities,
+            owner,
             log_level: Mutex::new(None),
             resources: Mutex::new(HashSet::new()),
             log: Mutex::new(EventLog::default()),
@@ -216,12 +219,18 @@ impl Sessions {
     }
 
     /// Creates a session, unless the store is full.
-    pub fn create(&self, version: String, client_info: Value, capabilities: Value) -> Option<Arc<Session>> {
+    pub fn create(
+        &self,
+        version: String,
+        client_info: Value,
+        capabilities: Value,
+        owner: super::CallerRef,
+    ) -> Option<Arc<Session>> {
         let mut map = self.map.lock();
         if map.len() >= self.max {
             return None;
         }
-        let s = Arc::new(Session::new(version, client_info, capabilities));
+        let s = Arc::new(Session::new(version, client_info, capabilities, owner));
         map.insert(s.id.clone(), s.clone());
         Some(s)
     }
@@ -263,7 +272,7 @@ mod tests {
 
     #[test]
     fn event_log_replays_one_stream_after_an_id_then_follows_it() {
-        let s = Session::new("2025-11-25".into(), Value::Null, Value::Null);
+        let s = Session::new("2025-11-25".into(), Value::Null, Value::Null, None);
         let a = s.log_event(1, "a".into(), false).unwrap();
         s.log_event(2, "other".into(), false);
         s.log_event(1, "b".into(), false);
@@ -279,7 +288,7 @@ mod tests {
 
     #[test]
     fn event_log_is_bounded() {
-        let s = Session::new("2025-11-25".into(), Value::Null, Value::Null);
+        let s = Session::new("2025-11-25".into(), Value::Null, Value::Null, None);
         for i in 0..(LOG_EVENTS + 10) {
             s.log_event(1, i.to_string(), false);
         }
@@ -289,10 +298,10 @@ mod tests {
     #[test]
     fn session_ids_are_128_bit_and_distinct() {
         let store = Sessions::new(2, Duration::from_secs(60));
-        let a = store.create("v".into(), Value::Null, Value::Null).unwrap();
-        let b = store.create("v".into(), Value::Null, Value::Null).unwrap();
+        let a = store.create("v".into(), Value::Null, Value::Null, None).unwrap();
+        let b = store.create("v".into(), Value::Null, Value::Null, None).unwrap();
         assert_eq!(a.id.len(), 32);
         assert_ne!(a.id, b.id);
-        assert!(store.create("v".into(), Value::Null, Value::Null).is_none(), "store is bounded");
+        assert!(store.create("v".into(), Value::Null, Value::Null, None).is_none(), "store is bounded");
     }
 }

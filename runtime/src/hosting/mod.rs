@@ -214,6 +214,7 @@ impl Hosting {
         let host = Arc::new(Host::new(host_config, sandbox));
         let mut front = self.config.front.clone();
         front.policy = Arc::new(ToolPolicy::from_manifest(&manifest.hosting.policy));
+        front.label = format!("{name}@{}", entry.version());
         let endpoint = Arc::new(Endpoint {
             front: Front::new(host.clone(), front),
             host,

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::registry::{ListParams, list, store_error};
 use super::{AppState, invalid_manifest, json_error, registry_entry, split_versions};
+use crate::audit::AuditQuery;
 use crate::hosting::HostingError;
 
 /// Largest manifest accepted.
@@ -26,6 +27,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/connectors", get(list_all).post(publish))
         .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete))
+        .route("/admin/v1/audit", get(audit))
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }
 
@@ -133,6 +135,34 @@ async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail)
         Ok(false) => json_error(StatusCode::NOT_FOUND, format!("{name} has no secret {var}"), None),
         Err(e) => secret_error(e),
     }
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    #[serde(flatten)]
+    query: AuditQuery,
+    /// `json` (default) or `jsonl` for an export.
+    format: Option<String>,
+}
+
+/// `GET /admin/v1/audit?user=&connector=&tool=&decision=&since_ms=&limit=&format=jsonl`.
+async fn audit(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(p): Query<AuditParams>) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let Some(store) = &app.audit else { return json_error(StatusCode::NOT_FOUND, "auditing is off", None) };
+    let records = match store.query(&p.query).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "audit query failed");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "audit query failed; see the server log", None);
+        }
+    };
+    if p.format.as_deref() == Some("jsonl") {
+        let body: String = records.iter().filter_map(|r| serde_json::to_string(r).ok()).map(|l| l + "\n").collect();
+        return ([(header::CONTENT_TYPE, "application/jsonl")], body).into_response();
+    }
+    Json(records).into_response()
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use berth_catalog::{StoreError, VersionRef};
 use http::StatusCode;
 
 use super::AppState;
-use crate::front::bad;
+use crate::front::{Caller, bad};
 use crate::hosting::HostingError;
 use crate::jsonrpc::code;
 
@@ -19,11 +19,14 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/mcp/{*target}", any(serve))
 }
 
-async fn serve(State(app): State<Arc<AppState>>, Path(target): Path<String>, req: Request) -> Response {
-    if let Some(auth) = &app.auth
-        && let Err(refused) = super::auth::check(auth, req.headers(), &target)
-    {
-        return refused;
+async fn serve(State(app): State<Arc<AppState>>, Path(target): Path<String>, mut req: Request) -> Response {
+    if let Some(auth) = &app.auth {
+        match super::auth::check(auth, req.headers(), &target) {
+            Ok(claims) => {
+                req.extensions_mut().insert(Caller { user: claims.sub, client_id: claims.client_id });
+            }
+            Err(refused) => return refused,
+        }
     }
     let (name, version) = match target.rsplit_once('@') {
         Some((name, version)) => (name, VersionRef::parse(version)),

@@ -25,17 +25,32 @@ pub struct AppState {
     pub admin_token_sha256: [u8; 32],
     /// berth's authorization server, when MCP URLs need OAuth.
     pub auth: Option<Arc<berth_oauth::AuthorizationServer>>,
+    /// The audit trail, for queries.
+    pub audit: Option<crate::audit::AuditStore>,
+    /// Renders the Prometheus metrics.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The whole application router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .merge(mcp::routes())
         .merge(admin::routes())
         .merge(registry::routes())
         .merge(auth::routes())
         .with_state(state)
+}
+
+/// Prometheus metrics: tool calls by connector, decision and outcome, call
+/// durations, cold starts. Labels name connectors and tools, never users.
+async fn metrics(axum::extract::State(app): axum::extract::State<Arc<AppState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &app.metrics {
+        Some(h) => ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// An entry as the registry API shapes it: the manifest as published, and

@@ -157,6 +157,9 @@ impl Host {
         })?;
         let conn = Connection::start(instance, self.config.limits.clone(), self.events.clone(), &self.config.name);
         let profile = handshake(&conn, era, self.config.probe_timeout, self.config.init_timeout).await?;
+        metrics::counter!("berth_cold_starts_total", "connector" => self.config.name.clone()).increment(1);
+        metrics::histogram!("berth_cold_start_seconds", "connector" => self.config.name.clone())
+            .record(started.elapsed().as_secs_f64());
         tracing::info!(
             connector = %self.config.name,
             pid = ?conn.pid(),

@@ -1,0 +1,127 @@
+//! Audit records in the catalog's database (own table, own migration history).
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row, SqlSafeStr};
+
+use super::{AuditRecord, Decision};
+
+/// Filters of an audit query; all optional.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AuditQuery {
+    /// Exactly this user.
+    pub user: Option<String>,
+    /// Exactly this `name@version`, or any version of `name`.
+    pub connector: Option<String>,
+    /// Exactly this tool.
+    pub tool: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: Option<Decision>,
+    /// Records at or after this time (milliseconds since the epoch).
+    pub since_ms: Option<i64>,
+    /// Most records, newest first (default 100, at most 10 000).
+    pub limit: Option<u32>,
+}
+
+/// The audit table.
+#[derive(Clone)]
+pub struct AuditStore {
+    pool: AnyPool,
+}
+
+fn migrator() -> Migrator {
+    let mut m = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "audit".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/0001_audit.sql").into_sql_str(),
+        false,
+    )]);
+    m.dangerous_set_table_name("_berth_runtime_migrations");
+    m
+}
+
+impl AuditStore {
+    /// Opens the audit table in the database at `url`.
+    pub async fn open(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let url =
+            if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
+        let pool = AnyPoolOptions::new().max_connections(2).connect(&url).await?;
+        if url.starts_with("sqlite:") {
+            sqlx::query("PRAGMA busy_timeout = 10000").execute(&pool).await?;
+        }
+        migrator().run(&pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// Writes a batch in one transaction.
+    pub async fn insert(&self, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for r in batch {
+            sqlx::query(
+                "INSERT INTO berth_audit (at_ms, user_id, client_id, connector, tool, decision, outcome, error, duration_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(r.at_ms)
+            .bind(&r.user)
+            .bind(&r.client_id)
+            .bind(&r.connector)
+            .bind(&r.tool)
+            .bind(if r.decision == Decision::Allow { "allow" } else { "deny" })
+            .bind(&r.outcome)
+            .bind(&r.error)
+            .bind(r.duration_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Records matching `q`, newest first.
+    pub async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let limit = q.limit.unwrap_or(100).clamp(1, 10_000) as i64;
+        // Empty filters match everything: one static statement, no string building.
+        let rows = sqlx::query(
+            "SELECT at_ms, user_id, client_id, connector, tool, decision, outcome, error, duration_ms FROM berth_audit
+             WHERE ($1 = '' OR user_id = $1)
+               AND ($2 = '' OR connector = $2 OR connector LIKE $3)
+               AND ($4 = '' OR tool = $4)
+               AND ($5 = '' OR decision = $5)
+               AND at_ms >= $6
+             ORDER BY at_ms DESC LIMIT $7",
+        )
+        .bind(q.user.clone().unwrap_or_default())
+        .bind(q.connector.clone().unwrap_or_default())
+        .bind(format!("{}@%", q.connector.clone().unwrap_or_default()))
+        .bind(q.tool.clone().unwrap_or_default())
+        .bind(match q.decision {
+            Some(Decision::Allow) => "allow",
+            Some(Decision::Deny) => "deny",
+            None => "",
+        })
+        .bind(q.since_ms.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    at_ms: r.try_get("at_ms")?,
+                    user: r.try_get("user_id")?,
+                    client_id: r.try_get("client_id")?,
+                    connector: r.try_get("connector")?,
+                    tool: r.try_get("tool")?,
+                    decision: if r.try_get::<String, _>("decision")? == "deny" {
+                        Decision::Deny
+                    } else {
+                        Decision::Allow
+                    },
+                    outcome: r.try_get("outcome")?,
+                    error: r.try_get("error")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                })
+            })
+            .collect()
+    }
+}
