@@ -14,6 +14,7 @@ pub mod front;
 pub mod hosting;
 pub mod jsonrpc;
 pub mod policy;
+pub mod pool;
 pub mod sandboxes;
 pub mod serve;
 pub mod upstream;

@@ -1,13 +1,13 @@
 //! `berth run`: one STDIO server hosted at `http://ADDR/mcp`, no catalog.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_runtime::front::{Front, FrontConfig};
+use berth_runtime::pool::{Pool, Scaling};
 use berth_runtime::sandboxes::{Backend, Sandboxes};
-use berth_runtime::upstream::{Era, Host, HostConfig};
+use berth_runtime::upstream::{Era, HostConfig};
 use berth_sandbox::{Limits, Mount, SandboxSpec};
 use clap::ValueEnum;
 
@@ -93,7 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("--sandbox container needs --image");
     }
     let sandbox = Sandboxes::default().get(args.sandbox).await.map_err(anyhow::Error::msg)?;
-    let host = Arc::new(Host::new(host, sandbox));
+    let pool = Pool::new(host, sandbox, Scaling::default());
 
     let mut config = FrontConfig::default();
     config.allow.hosts.extend(args.allowed_hosts);
@@ -103,7 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.allow.origins = args.allowed_origins;
     config.request_timeout = Duration::from_secs(args.request_timeout);
     config.max_body = args.max_body;
-    let front = Front::new(host.clone(), config);
+    let front = Front::new(pool.clone(), config);
     let app = front.router("/mcp");
 
     let listener =
@@ -111,7 +111,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("berth: serving `{}` at http://{addr}/mcp", args.command.join(" "));
     // Start the server now, so the first client does not wait for it.
-    let warm = host.clone();
+    let warm = pool.clone();
     tokio::spawn(async move {
         if let Err(err) = warm.ready().await {
             tracing::warn!(error = %err.message, "server did not start; will retry on first request");
@@ -130,6 +130,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::warn!(grace = ?shutdown::GRACE, "requests still running after the grace period; exiting");
         }
     }
-    host.shutdown();
+    pool.shutdown();
     Ok(())
 }

@@ -18,6 +18,7 @@ use super::{CallerRef, Front, guard};
 use crate::audit::Decision;
 use crate::era;
 use crate::jsonrpc::{self, ClientMessage, ErrorObject, Request, code};
+use crate::pool::Pin;
 use crate::upstream::{Call, Connection, Era, Upcall};
 
 /// The session header.
@@ -26,7 +27,8 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// Answers `initialize`: berth holds the server's handshake and gives the
 /// client a session of its own.
 pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Response {
-    let ready = match front.host.ready().await {
+    let pin = Pin::default();
+    let ready = match front.pool.ready_pinned(&pin).await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
@@ -38,6 +40,7 @@ pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Resp
         let err = ErrorObject::new(code::SERVER_UNAVAILABLE, "too many sessions; try again later");
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &err);
     };
+    *session.pin.lock() = pin.lock().take();
     let p = &ready.profile;
     let mut result = json!({
         "protocolVersion": version,
@@ -153,7 +156,8 @@ fn accept(front: &Front, session: &Session, msg: ClientMessage) {
                 session.cancel(&id);
             }
             _ => {
-                if let Some(ready) = front.host.current() {
+                let pinned = session.pin.lock().as_ref().and_then(std::sync::Weak::upgrade);
+                if let Some(ready) = pinned.and_then(|h| h.current()).or_else(|| front.pool.current()) {
                     ready.conn.notify(&method, params);
                 }
             }
@@ -227,7 +231,7 @@ impl Relay {
             self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
             return Err(e);
         }
-        let ready = self.front.host.ready().await?;
+        let ready = self.front.pool.ready_pinned(&self.session.pin).await?;
         let mut params = self.req.params.clone();
         let modern = ready.profile.era == Era::Modern;
         if modern {
@@ -407,7 +411,7 @@ pub fn get_stream(front: &Front, headers: &HeaderMap, session: Arc<Session>) -> 
     }
     let (tx, rx) = mpsc::channel(1024);
     session.open_get_stream(tx.clone(), headers.get("last-event-id").and_then(|v| v.to_str().ok()));
-    tokio::spawn(forward_changes(front.host.subscribe(), session, tx));
+    tokio::spawn(forward_changes(front.pool.subscribe(), session, tx));
     reply::stream(None, rx, front.config.keepalive, Some(front.closing()))
 }
 

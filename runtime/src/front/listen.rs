@@ -21,7 +21,7 @@ use crate::upstream::{Broadcast, Era, Upcall};
 
 /// Opens the stream.
 pub async fn open(front: Arc<Front>, req: Request) -> Response {
-    let ready = match front.host.ready().await {
+    let ready = match front.pool.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
@@ -41,7 +41,7 @@ pub async fn open(front: Arc<Front>, req: Request) -> Response {
                 ready.conn.notify_request_and_forget("resources/subscribe", json!({"uri": uri}));
             }
         }
-        let events = front.host.subscribe();
+        let events = front.pool.subscribe();
         let ack = json!({"notifications": honored, "_meta": {meta::SUBSCRIPTION_ID: sub_id}});
         let first = Event::message(notification("notifications/subscriptions/acknowledged", &ack));
         // A fresh channel always has room for the first event.

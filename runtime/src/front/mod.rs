@@ -43,7 +43,7 @@ pub struct Caller {
 
 /// The caller of one request, shared by the tasks that serve it.
 pub type CallerRef = Option<Arc<Caller>>;
-use crate::upstream::Host;
+use crate::pool::Pool;
 
 /// Settings of the HTTP edge.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl Default for FrontConfig {
 
 /// The shared state of one MCP endpoint.
 pub struct Front {
-    host: Arc<Host>,
+    pool: Arc<Pool>,
     config: FrontConfig,
     /// Turns true when berth is shutting down: long-lived streams end.
     closing: tokio::sync::watch::Sender<bool>,
@@ -102,9 +102,9 @@ pub struct Front {
 
 impl Front {
     /// An endpoint relaying to `host`, with its housekeeping task.
-    pub fn new(host: Arc<Host>, config: FrontConfig) -> Arc<Self> {
+    pub fn new(pool: Arc<Pool>, config: FrontConfig) -> Arc<Self> {
         let front = Arc::new(Self {
-            host,
+            pool,
             sessions: Sessions::new(config.max_sessions, config.session_idle),
             continuations: Continuations::new(config.input_timeout),
             closing: tokio::sync::watch::Sender::new(false),

@@ -51,7 +51,7 @@ pub async fn request(
         front.audit(&caller, req.target_name().unwrap_or(""), Decision::Deny, None, started);
         return reply::error(StatusCode::OK, Some(&req.id), &err);
     }
-    let ready = match front.host.ready().await {
+    let ready = match front.pool.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
@@ -152,7 +152,7 @@ fn complete(mut v: Value) -> Box<serde_json::value::RawValue> {
 }
 
 async fn discover(front: &Front, req: &Request) -> Response {
-    let ready = match front.host.ready().await {
+    let ready = match front.pool.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };

@@ -40,6 +40,8 @@ pub struct Session {
     pub capabilities: Value,
     /// Who started it; only that user may use it.
     pub owner: super::CallerRef,
+    /// The instance it talks to.
+    pub pin: crate::pool::Pin,
     /// Minimum log level the client asked for with `logging/setLevel`.
     pub log_level: Mutex<Option<String>>,
     /// Resource URIs the client subscribed to.
@@ -84,6 +86,7 @@ impl Session {
             client_info,
             capabilities,
             owner,
+            pin: Default::default(),
             log_level: Mutex::new(None),
             resources: Mutex::new(HashSet::new()),
             log: Mutex::new(EventLog::default()),

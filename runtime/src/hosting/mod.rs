@@ -20,8 +20,8 @@ pub use launch::LaunchError;
 
 use crate::front::{Front, FrontConfig};
 use crate::policy::ToolPolicy;
+use crate::pool::{Pool, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
-use crate::upstream::Host;
 
 /// How long a resolved `name@version` is reused before the catalog is asked again.
 const RESOLVE_TTL: Duration = Duration::from_secs(2);
@@ -79,8 +79,8 @@ pub enum HostingError {
 pub struct Endpoint {
     /// Its MCP front.
     pub front: Arc<Front>,
-    host: Arc<Host>,
-    idle: Duration,
+    /// Its instances.
+    pub pool: Arc<Pool>,
 }
 
 /// A connector name and the version a URL asked for.
@@ -150,7 +150,7 @@ impl Hosting {
         for ((n, _), e) in endpoints.iter().filter(|((n, _), _)| n == name) {
             tracing::info!(connector = %n, "restarting: its settings changed");
             e.front.close();
-            e.host.shutdown();
+            e.pool.shutdown();
         }
         endpoints.retain(|(n, _), _| n != name);
     }
@@ -211,28 +211,38 @@ impl Hosting {
             materialize_ms = started.elapsed().as_millis() as u64,
             "endpoint ready"
         );
-        let host = Arc::new(Host::new(host_config, sandbox));
+        let s = &manifest.hosting.scaling;
+        let scaling = Scaling {
+            min: s.min as usize,
+            max: s.max as usize,
+            target: s.target_concurrency as usize,
+            warm: s.warm_pool as usize,
+            idle: Duration::from_secs(s.idle_timeout_seconds),
+        };
+        let pool = Pool::new(host_config, sandbox, scaling);
         let mut front = self.config.front.clone();
         front.policy = Arc::new(ToolPolicy::from_manifest(&manifest.hosting.policy));
         front.label = format!("{name}@{}", entry.version());
-        let endpoint = Arc::new(Endpoint {
-            front: Front::new(host.clone(), front),
-            host,
-            idle: Duration::from_secs(manifest.hosting.scaling.idle_timeout_seconds),
-        });
+        let endpoint = Arc::new(Endpoint { front: Front::new(pool.clone(), front), pool });
         self.endpoints.lock().insert(key.clone(), endpoint.clone());
         self.creating.lock().remove(&key);
         Ok(endpoint)
     }
 
-    /// Stops servers idle for longer than their manifest allows.
+    /// Scales every pool: idle instances stop, minimums and warm reserves start.
     fn stop_idle(&self) {
-        for ((name, version), e) in self.endpoints.lock().iter() {
-            if e.host.idle_for().is_some_and(|idle| idle > e.idle) {
-                tracing::info!(connector = %name, %version, "stopping idle server");
-                e.host.shutdown();
-            }
+        let pools: Vec<Arc<Pool>> = self.endpoints.lock().values().map(|e| e.pool.clone()).collect();
+        for pool in pools {
+            pool.tend();
         }
+    }
+
+    /// Every endpoint's instances, by `name@version`.
+    pub fn instances(&self) -> Vec<(String, Vec<crate::pool::InstanceInfo>)> {
+        let mut out: Vec<_> =
+            self.endpoints.lock().iter().map(|((n, v), e)| (format!("{n}@{v}"), e.pool.instances())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Ends long-lived streams and stops every server (graceful shutdown).
@@ -245,7 +255,7 @@ impl Hosting {
     /// Stops every server now.
     pub fn shutdown(&self) {
         for e in self.endpoints.lock().values() {
-            e.host.shutdown();
+            e.pool.shutdown();
         }
     }
 }

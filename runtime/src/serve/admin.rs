@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/connectors", get(list_all).post(publish))
         .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete))
         .route("/admin/v1/audit", get(audit))
+        .route("/admin/v1/instances", get(instances))
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }
 
@@ -135,6 +136,20 @@ async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail)
         Ok(false) => json_error(StatusCode::NOT_FOUND, format!("{name} has no secret {var}"), None),
         Err(e) => secret_error(e),
     }
+}
+
+/// `GET /admin/v1/instances`: every running connector version's instances.
+async fn instances(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let all: Vec<serde_json::Value> = app
+        .hosting
+        .instances()
+        .into_iter()
+        .map(|(connector, instances)| serde_json::json!({"connector": connector, "instances": instances}))
+        .collect();
+    Json(all).into_response()
 }
 
 #[derive(Deserialize)]

@@ -87,13 +87,23 @@ pub struct Host {
 impl Host {
     /// A host that launches nothing until asked.
     pub fn new(config: HostConfig, sandbox: Arc<dyn Sandbox>) -> Self {
+        Self::with_events(config, sandbox, broadcast::channel(256).0)
+    }
+
+    /// A host whose server's notifications go to `events` (shared by the
+    /// instances of one pool, so a listener hears all of them).
+    pub fn with_events(
+        config: HostConfig,
+        sandbox: Arc<dyn Sandbox>,
+        events: broadcast::Sender<Arc<Broadcast>>,
+    ) -> Self {
         let era = config.era;
         Self {
             config,
             sandbox,
             current: RwLock::new(None),
             launcher: tokio::sync::Mutex::new(Launcher { failures: 0, era }),
-            events: broadcast::channel(256).0,
+            events,
             last_used: parking_lot::Mutex::new(Instant::now()),
         }
     }

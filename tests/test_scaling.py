@@ -1,0 +1,96 @@
+"""Pools: a burst of callers on a `shared` connector starts more instances
+(up to the manifest's max, one more whenever all are at their target
+concurrency), every call is answered, and idle instances stop until none is
+left; a legacy session stays on the instance it started on."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import httpx
+import pytest
+
+from mcp_http import messages, modern_body, modern_headers
+from test_catalog import call, first_party_manifest, post_manifest, serve
+
+pytestmark = pytest.mark.anyio
+NAME = "dev.berth.test/scaling"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def instances(s, name=NAME) -> list[dict]:
+    for row in httpx.get(f"{s.base}/admin/v1/instances", headers=s.admin()).json():
+        if row["connector"].startswith(name + "@"):
+            return [i for i in row["instances"] if i["state"] == "ready"]
+    return []
+
+
+async def test_a_burst_scales_out_and_idleness_scales_to_zero(tmp_path):
+    s = serve(tmp_path, "--no-examples")
+    try:
+        doc = first_party_manifest(name=NAME, scaling={"max": 4, "targetConcurrency": 2, "idleTimeoutSeconds": 2})
+        assert post_manifest(s, doc).status_code == 201
+        url = s.mcp(NAME)
+        answers: list[str] = []
+        seen = 0
+
+        async def one(client: httpx.AsyncClient, i: int):
+            body = modern_body("tools/call", {"name": "sleep", "arguments": {"ms": 400}}, id=i)
+            res = await client.post(url, json=body, headers=modern_headers(body), timeout=60)
+            answers.extend(m["result"]["content"][0]["text"] for m in messages(res) if "result" in m)
+
+        async def watch():
+            nonlocal seen
+            while len(answers) < 120:
+                seen = max(seen, len(instances(s)))
+                await anyio.sleep(0.1)
+
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch)
+                    for i in range(120):
+                        tg.start_soon(one, client, i)
+        assert answers == ["slept 400 ms"] * 120
+        assert seen >= 2, f"the pool never grew beyond {seen} instance(s)"
+        assert seen <= 4, "the pool grew beyond its max"
+        deadline = time.monotonic() + 30
+        while instances(s) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert instances(s) == [], "idle instances were not stopped"
+        # And from zero, the next call starts one again.
+        _, text, _ = await call(url, "2026-07-28", "echo", {"text": "back"})
+        assert text == "back" and len(instances(s)) == 1
+        scale = [l for l in httpx.get(f"{s.base}/metrics").text.splitlines() if l.startswith("berth_scale_events_total")]
+        assert any('direction="up"' in l for l in scale) and any('direction="down"' in l for l in scale)
+    finally:
+        s.stop()
+
+
+async def test_a_legacy_session_stays_on_its_instance(tmp_path):
+    s = serve(tmp_path, "--no-examples")
+    try:
+        doc = first_party_manifest(name=NAME, scaling={"max": 3, "targetConcurrency": 1, "idleTimeoutSeconds": 60})
+        assert post_manifest(s, doc).status_code == 201
+        from mcp.client import Client
+
+        # Grow the pool with concurrent stateless calls first.
+        async with httpx.AsyncClient() as client:
+            async def busy(i):
+                body = modern_body("tools/call", {"name": "sleep", "arguments": {"ms": 300}}, id=i)
+                await client.post(s.mcp(NAME), json=body, headers=modern_headers(body), timeout=60)
+            async with anyio.create_task_group() as tg:
+                for i in range(12):
+                    tg.start_soon(busy, i)
+        assert len(instances(s)) >= 2
+        # The counter tool keeps state in the server process: one session sees its own count rise.
+        async with Client(s.mcp(NAME), mode="legacy") as c:
+            counts = [int((await c.call_tool("counter", {})).content[0].text) for _ in range(6)]
+        assert counts == sorted(counts) and counts[-1] - counts[0] == 5, counts
+    finally:
+        s.stop()
