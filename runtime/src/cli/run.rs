@@ -1,11 +1,12 @@
 //! `berth run`: one STDIO server hosted at `http://ADDR/mcp`, no catalog.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_runtime::front::{Front, FrontConfig};
-use berth_runtime::pool::{Pool, Scaling};
+use berth_runtime::pool::{Pool, Pools, Scaling};
 use berth_runtime::sandboxes::{Backend, Sandboxes};
 use berth_runtime::upstream::{Era, HostConfig};
 use berth_sandbox::{Limits, Mount, SandboxSpec};
@@ -103,7 +104,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.allow.origins = args.allowed_origins;
     config.request_timeout = Duration::from_secs(args.request_timeout);
     config.max_body = args.max_body;
-    let front = Front::new(pool.clone(), config);
+    let front = Front::new(Arc::new(Pools::single(pool.clone())), config);
     let app = front.router("/mcp");
 
     let listener =

@@ -28,7 +28,12 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// client a session of its own.
 pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Response {
     let pin = Pin::default();
-    let ready = match front.pool.ready_pinned(&pin).await {
+    let user = caller.as_ref().map(|c| c.user.as_str());
+    let pool = match front.pools.for_session(user).await {
+        Ok(p) => p,
+        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+    };
+    let ready = match pool.ready_pinned(&pin).await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
@@ -41,6 +46,7 @@ pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Resp
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &err);
     };
     *session.pin.lock() = pin.lock().take();
+    let _ = session.pool.set(pool);
     let p = &ready.profile;
     let mut result = json!({
         "protocolVersion": version,
@@ -95,7 +101,7 @@ pub async fn post(front: Arc<Front>, headers: &HeaderMap, session: Arc<Session>,
                 Err(res) => res,
             },
             Ok(other) => {
-                accept(&front, &session, other);
+                accept(&session, other);
                 reply::accepted()
             }
         },
@@ -126,7 +132,7 @@ async fn batch(front: Arc<Front>, session: Arc<Session>, items: Vec<Box<RawValue
                     })
                 }
             }
-            Ok(other) => accept(&front, &session, other),
+            Ok(other) => accept(&session, other),
         }
     }
     answers.extend(join_all(waits).await.into_iter().flatten());
@@ -137,7 +143,7 @@ async fn batch(front: Arc<Front>, session: Arc<Session>, items: Vec<Box<RawValue
 }
 
 /// Takes a notification or a response to a relayed server request.
-fn accept(front: &Front, session: &Session, msg: ClientMessage) {
+fn accept(session: &Session, msg: ClientMessage) {
     match msg {
         ClientMessage::Response { id, outcome } => {
             let key: String = serde_json::from_str(id.get()).unwrap_or_default();
@@ -157,7 +163,8 @@ fn accept(front: &Front, session: &Session, msg: ClientMessage) {
             }
             _ => {
                 let pinned = session.pin.lock().as_ref().and_then(std::sync::Weak::upgrade);
-                if let Some(ready) = pinned.and_then(|h| h.current()).or_else(|| front.pool.current()) {
+                let any = || session.pool.get().and_then(|p| p.current());
+                if let Some(ready) = pinned.and_then(|h| h.current()).or_else(any) {
                     ready.conn.notify(&method, params);
                 }
             }
@@ -231,7 +238,9 @@ impl Relay {
             self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
             return Err(e);
         }
-        let ready = self.front.pool.ready_pinned(&self.session.pin).await?;
+        let pool =
+            self.session.pool.get().ok_or_else(|| ErrorObject::new(code::INTERNAL_ERROR, "session without a pool"))?;
+        let ready = pool.ready_pinned(&self.session.pin).await?;
         let mut params = self.req.params.clone();
         let modern = ready.profile.era == Era::Modern;
         if modern {
@@ -411,7 +420,9 @@ pub fn get_stream(front: &Front, headers: &HeaderMap, session: Arc<Session>) -> 
     }
     let (tx, rx) = mpsc::channel(1024);
     session.open_get_stream(tx.clone(), headers.get("last-event-id").and_then(|v| v.to_str().ok()));
-    tokio::spawn(forward_changes(front.pool.subscribe(), session, tx));
+    if let Some(pool) = session.pool.get() {
+        tokio::spawn(forward_changes(pool.subscribe(), session.clone(), tx));
+    }
     reply::stream(None, rx, front.config.keepalive, Some(front.closing()))
 }
 

@@ -16,12 +16,17 @@ use super::Front;
 use super::modern::notification;
 use super::reply::{self, Event};
 use crate::era::meta;
+use crate::front::CallerRef;
 use crate::jsonrpc::{self, Request};
 use crate::upstream::{Broadcast, Era, Upcall};
 
 /// Opens the stream.
-pub async fn open(front: Arc<Front>, req: Request) -> Response {
-    let ready = match front.pool.ready().await {
+pub async fn open(front: Arc<Front>, req: Request, caller: &CallerRef) -> Response {
+    let pool = match front.pool_for(caller).await {
+        Ok(p) => p,
+        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+    };
+    let ready = match pool.ready().await {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
@@ -41,7 +46,7 @@ pub async fn open(front: Arc<Front>, req: Request) -> Response {
                 ready.conn.notify_request_and_forget("resources/subscribe", json!({"uri": uri}));
             }
         }
-        let events = front.pool.subscribe();
+        let events = pool.subscribe();
         let ack = json!({"notifications": honored, "_meta": {meta::SUBSCRIPTION_ID: sub_id}});
         let first = Event::message(notification("notifications/subscriptions/acknowledged", &ack));
         // A fresh channel always has room for the first event.

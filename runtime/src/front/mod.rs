@@ -43,7 +43,7 @@ pub struct Caller {
 
 /// The caller of one request, shared by the tasks that serve it.
 pub type CallerRef = Option<Arc<Caller>>;
-use crate::pool::Pool;
+use crate::pool::{Pool, Pools};
 
 /// Settings of the HTTP edge.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl Default for FrontConfig {
 
 /// The shared state of one MCP endpoint.
 pub struct Front {
-    pool: Arc<Pool>,
+    pools: Arc<Pools>,
     config: FrontConfig,
     /// Turns true when berth is shutting down: long-lived streams end.
     closing: tokio::sync::watch::Sender<bool>,
@@ -102,9 +102,9 @@ pub struct Front {
 
 impl Front {
     /// An endpoint relaying to `host`, with its housekeeping task.
-    pub fn new(pool: Arc<Pool>, config: FrontConfig) -> Arc<Self> {
+    pub fn new(pools: Arc<Pools>, config: FrontConfig) -> Arc<Self> {
         let front = Arc::new(Self {
-            pool,
+            pools,
             sessions: Sessions::new(config.max_sessions, config.session_idle),
             continuations: Continuations::new(config.input_timeout),
             closing: tokio::sync::watch::Sender::new(false),
@@ -154,6 +154,11 @@ impl Front {
             http::Method::DELETE => serve_delete(self, caller, parts.headers).await,
             _ => bad(StatusCode::METHOD_NOT_ALLOWED, code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE"),
         }
+    }
+
+    /// The pool serving a caller's stateless requests.
+    pub(crate) async fn pool_for(&self, caller: &CallerRef) -> Result<Arc<Pool>, ErrorObject> {
+        self.pools.for_user(caller.as_ref().map(|c| c.user.as_str())).await
     }
 
     /// Records one tool call, when auditing is on.

@@ -39,8 +39,8 @@ pub async fn request(
     };
     match req.method.as_str() {
         "ping" => return reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(complete(json!({}))))),
-        "server/discover" => return discover(&front, &req).await,
-        "subscriptions/listen" => return super::listen::open(front, req).await,
+        "server/discover" => return discover(&front, &req, &caller).await,
+        "subscriptions/listen" => return super::listen::open(front, req, &caller).await,
         m if REMOVED.contains(&m) => {
             let err = ErrorObject::new(code::METHOD_NOT_FOUND, format!("{m} does not exist in {}", era::MODERN));
             return reply::error(StatusCode::NOT_FOUND, Some(&req.id), &err);
@@ -51,7 +51,11 @@ pub async fn request(
         front.audit(&caller, req.target_name().unwrap_or(""), Decision::Deny, None, started);
         return reply::error(StatusCode::OK, Some(&req.id), &err);
     }
-    let ready = match front.pool.ready().await {
+    let ready = match front.pool_for(&caller).await {
+        Ok(pool) => pool.ready().await,
+        Err(err) => Err(err),
+    };
+    let ready = match ready {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
@@ -151,8 +155,12 @@ fn complete(mut v: Value) -> Box<serde_json::value::RawValue> {
     jsonrpc::to_raw(&v)
 }
 
-async fn discover(front: &Front, req: &Request) -> Response {
-    let ready = match front.pool.ready().await {
+async fn discover(front: &Front, req: &Request, caller: &CallerRef) -> Response {
+    let ready = match front.pool_for(caller).await {
+        Ok(pool) => pool.ready().await,
+        Err(err) => Err(err),
+    };
+    let ready = match ready {
         Ok(r) => r,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };

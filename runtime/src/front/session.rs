@@ -40,7 +40,9 @@ pub struct Session {
     pub capabilities: Value,
     /// Who started it; only that user may use it.
     pub owner: super::CallerRef,
-    /// The instance it talks to.
+    /// The pool it uses (its own under `session` isolation).
+    pub pool: std::sync::OnceLock<Arc<crate::pool::Pool>>,
+    /// The instance of that pool it talks to.
     pub pin: crate::pool::Pin,
     /// Minimum log level the client asked for with `logging/setLevel`.
     pub log_level: Mutex<Option<String>>,
@@ -86,6 +88,7 @@ impl Session {
             client_info,
             capabilities,
             owner,
+            pool: Default::default(),
             pin: Default::default(),
             log_level: Mutex::new(None),
             resources: Mutex::new(HashSet::new()),

@@ -20,7 +20,10 @@ pub use launch::LaunchError;
 
 use crate::front::{Front, FrontConfig};
 use crate::policy::ToolPolicy;
-use crate::pool::{Pool, Scaling};
+use berth_catalog::artifact::Artifact;
+
+use crate::jsonrpc::{ErrorObject, code};
+use crate::pool::{Isolation, Pool, PoolFactory, Pools, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
 
 /// How long a resolved `name@version` is reused before the catalog is asked again.
@@ -70,9 +73,9 @@ pub enum HostingError {
     /// The sandbox backend is unavailable.
     #[error("{0}")]
     Sandbox(String),
-    /// The connector's secrets could not be read.
-    #[error("reading the connector's secrets: {0}")]
-    Secrets(String),
+    /// Its instances cannot start.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// One connector version being served.
@@ -80,7 +83,7 @@ pub struct Endpoint {
     /// Its MCP front.
     pub front: Arc<Front>,
     /// Its instances.
-    pub pool: Arc<Pool>,
+    pub pools: Arc<Pools>,
 }
 
 /// A connector name and the version a URL asked for.
@@ -94,7 +97,7 @@ pub struct Hosting {
     store: Store,
     secrets: Arc<SecretStore>,
     artifacts: Artifacts,
-    sandboxes: Sandboxes,
+    sandboxes: Arc<Sandboxes>,
     config: HostingConfig,
     endpoints: Mutex<HashMap<Exact, Arc<Endpoint>>>,
     /// `(name, version asked)` → version served, for [`RESOLVE_TTL`]: keeps
@@ -114,7 +117,7 @@ impl Hosting {
             store,
             secrets,
             artifacts,
-            sandboxes: Sandboxes::default(),
+            sandboxes: Arc::default(),
             config,
             endpoints: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
@@ -150,7 +153,7 @@ impl Hosting {
         for ((n, _), e) in endpoints.iter().filter(|((n, _), _)| n == name) {
             tracing::info!(connector = %n, "restarting: its settings changed");
             e.front.close();
-            e.pool.shutdown();
+            e.pools.shutdown();
         }
         endpoints.retain(|(n, _), _| n != name);
     }
@@ -200,17 +203,6 @@ impl Hosting {
             .materialize(manifest.package())
             .await
             .map_err(|source| HostingError::Artifact { connector: format!("{name} {}", entry.version()), source })?;
-        let secrets = self.secrets.values(name, None).await.map_err(|e| HostingError::Secrets(e.to_string()))?;
-        let (backend, host_config) = launch::plan(manifest, &artifact, self.config.default_backend, &secrets)?;
-        drop(secrets);
-        let sandbox = self.sandboxes.get(backend).await.map_err(HostingError::Sandbox)?;
-        tracing::info!(
-            connector = %host_config.name,
-            sandbox = backend.name(),
-            sha256 = %artifact.sha256,
-            materialize_ms = started.elapsed().as_millis() as u64,
-            "endpoint ready"
-        );
         let s = &manifest.hosting.scaling;
         let scaling = Scaling {
             min: s.min as usize,
@@ -219,29 +211,77 @@ impl Hosting {
             warm: s.warm_pool as usize,
             idle: Duration::from_secs(s.idle_timeout_seconds),
         };
-        let pool = Pool::new(host_config, sandbox, scaling);
+        let isolation = match manifest.hosting.isolation {
+            berth_catalog::manifest::Isolation::Shared => Isolation::Shared,
+            berth_catalog::manifest::Isolation::User => Isolation::User,
+            berth_catalog::manifest::Isolation::Session => Isolation::Session,
+        };
+        let pools = Arc::new(Pools::new(isolation, self.pool_factory(manifest.clone(), artifact.clone(), scaling)));
+        if isolation == Isolation::Shared {
+            // Surface what keeps it from starting (a missing variable, an
+            // unavailable sandbox) now, as this request's answer.
+            pools.for_user(None).await.map_err(|e| HostingError::Unavailable(e.message))?;
+        }
+        tracing::info!(
+            connector = %name,
+            version = %entry.version(),
+            sha256 = %artifact.sha256,
+            materialize_ms = started.elapsed().as_millis() as u64,
+            "endpoint ready"
+        );
         let mut front = self.config.front.clone();
         front.policy = Arc::new(ToolPolicy::from_manifest(&manifest.hosting.policy));
         front.label = format!("{name}@{}", entry.version());
-        let endpoint = Arc::new(Endpoint { front: Front::new(pool.clone(), front), pool });
+        let endpoint = Arc::new(Endpoint { front: Front::new(pools.clone(), front), pools });
         self.endpoints.lock().insert(key.clone(), endpoint.clone());
         self.creating.lock().remove(&key);
         Ok(endpoint)
     }
 
+    /// Makes the pool of one user: their secrets (or the connector-wide
+    /// ones) planned into the launch, in the manifest's sandbox.
+    fn pool_factory(&self, manifest: Manifest, artifact: Artifact, scaling: Scaling) -> PoolFactory {
+        let (secrets, sandboxes, default) = (self.secrets.clone(), self.sandboxes.clone(), self.config.default_backend);
+        let unavailable = |m: String| ErrorObject::new(code::SERVER_UNAVAILABLE, m);
+        Arc::new(move |user: Option<String>| {
+            let (manifest, artifact, secrets, sandboxes) =
+                (manifest.clone(), artifact.clone(), secrets.clone(), sandboxes.clone());
+            Box::pin(async move {
+                let name = &manifest.server.name;
+                let values = secrets
+                    .values(name, user.as_deref())
+                    .await
+                    .map_err(|e| unavailable(format!("reading {name}'s secrets: {e}")))?;
+                let (backend, mut config) =
+                    launch::plan(&manifest, &artifact, default, &values).map_err(|e| unavailable(e.to_string()))?;
+                drop(values);
+                if let Some(u) = &user {
+                    config.name = format!("{} for {u}", config.name);
+                }
+                let sandbox = sandboxes.get(backend).await.map_err(unavailable)?;
+                Ok(Pool::new(config, sandbox, scaling))
+            })
+        })
+    }
+
     /// Scales every pool: idle instances stop, minimums and warm reserves start.
     fn stop_idle(&self) {
-        let pools: Vec<Arc<Pool>> = self.endpoints.lock().values().map(|e| e.pool.clone()).collect();
-        for pool in pools {
-            pool.tend();
+        let endpoints: Vec<Arc<Endpoint>> = self.endpoints.lock().values().cloned().collect();
+        for e in endpoints {
+            e.pools.tend();
         }
     }
 
-    /// Every endpoint's instances, by `name@version`.
-    pub fn instances(&self) -> Vec<(String, Vec<crate::pool::InstanceInfo>)> {
-        let mut out: Vec<_> =
-            self.endpoints.lock().iter().map(|((n, v), e)| (format!("{n}@{v}"), e.pool.instances())).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Every pool's instances: `name@version`, the pool's user (empty when
+    /// shared), and its instances.
+    pub fn instances(&self) -> Vec<(String, String, Vec<crate::pool::InstanceInfo>)> {
+        let mut out: Vec<_> = self
+            .endpoints
+            .lock()
+            .iter()
+            .flat_map(|((n, v), e)| e.pools.instances().into_iter().map(move |(u, i)| (format!("{n}@{v}"), u, i)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
     }
 
@@ -255,7 +295,7 @@ impl Hosting {
     /// Stops every server now.
     pub fn shutdown(&self) {
         for e in self.endpoints.lock().values() {
-            e.pool.shutdown();
+            e.pools.shutdown();
         }
     }
 }

@@ -105,19 +105,37 @@ struct StatusBody {
     status: Status,
 }
 
-/// `PUT …/{name}/versions/{version}/status` or `PUT …/{name}/secrets/{VAR}`.
-async fn put(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): Path<String>, body: Bytes) -> Response {
+/// Whose secret: `?user=NAME` for one user's own value (used by their
+/// instances under `user` or `session` isolation), none for the connector's.
+#[derive(Deserialize)]
+struct SecretOwner {
+    user: Option<String>,
+}
+
+/// `PUT …/{name}/versions/{version}/status` or `PUT …/{name}/secrets/{VAR}[?user=]`.
+async fn put(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(tail): Path<String>,
+    Query(owner): Query<SecretOwner>,
+    body: Bytes,
+) -> Response {
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
     match tail.split_once("/secrets/") {
-        Some((name, var)) => put_secret(&app, name, var, &body).await,
+        Some((name, var)) => put_secret(&app, name, var, owner.user.as_deref(), &body).await,
         None => set_status(&app, &tail, &body).await,
     }
 }
 
-/// `DELETE …/{name}/secrets/{VAR}`.
-async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): Path<String>) -> Response {
+/// `DELETE …/{name}/secrets/{VAR}[?user=]`.
+async fn delete(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(tail): Path<String>,
+    Query(owner): Query<SecretOwner>,
+) -> Response {
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
@@ -128,7 +146,7 @@ async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail)
             None,
         );
     };
-    match app.hosting.secrets().delete(name, None, var).await {
+    match app.hosting.secrets().delete(name, owner.user.as_deref(), var).await {
         Ok(true) => {
             app.hosting.restart(name);
             StatusCode::NO_CONTENT.into_response()
@@ -147,7 +165,10 @@ async fn instances(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         .hosting
         .instances()
         .into_iter()
-        .map(|(connector, instances)| serde_json::json!({"connector": connector, "instances": instances}))
+        .map(|(connector, user, instances)| {
+            let pool = if user.is_empty() { "shared".to_owned() } else { format!("user:{user}") };
+            serde_json::json!({"connector": connector, "pool": pool, "instances": instances})
+        })
         .collect();
     Json(all).into_response()
 }
@@ -187,7 +208,7 @@ struct SecretBody {
 
 /// Sets a declared environment variable's value, sealed; running instances
 /// restart so the next request sees it. The value is never echoed or logged.
-async fn put_secret(app: &AppState, name: &str, var: &str, body: &[u8]) -> Response {
+async fn put_secret(app: &AppState, name: &str, var: &str, user: Option<&str>, body: &[u8]) -> Response {
     let latest = match app.hosting.store().get(name, &VersionRef::Latest).await {
         Ok(e) => e,
         Err(e) => return store_error(e),
@@ -203,7 +224,7 @@ async fn put_secret(app: &AppState, name: &str, var: &str, body: &[u8]) -> Respo
     let Ok(SecretBody { value }) = serde_json::from_slice::<SecretBody>(body) else {
         return json_error(StatusCode::BAD_REQUEST, "expected {\"value\": \"…\"}", None);
     };
-    match app.hosting.secrets().put(name, None, var, &value).await {
+    match app.hosting.secrets().put(name, user.filter(|u| !u.is_empty()), var, &value).await {
         Ok(()) => {
             tracing::info!(connector = name, variable = var, "secret set");
             app.hosting.restart(name);
