@@ -511,3 +511,14 @@ async def test_the_manifest_policy_hides_and_refuses_tools(served, mode):
         assert "echo" in names and "list_dir" in names and not names & {"whoami", "read_file"}
         with pytest.raises(MCPError, match="refused by policy"):
             await c.call_tool("whoami", {})
+
+
+def test_an_image_that_is_not_there_and_cannot_be_pulled_says_so(served):
+    doc = first_party_manifest(name="dev.berth.test/no-image", sandbox={"backend": "container"})
+    doc["packages"] = [{"registryType": "oci", "identifier": "registry.invalid/nothing:1", "transport": {"type": "stdio"}}]
+    assert post_manifest(served, doc).status_code == 201
+    from mcp_http import modern_body, modern_headers
+
+    body = modern_body("tools/list")
+    res = httpx.post(served.mcp("dev.berth.test/no-image"), json=body, headers=modern_headers(body), timeout=60)
+    assert "registry.invalid/nothing:1" in res.text and "could not be pulled" in res.text, res.text

@@ -67,11 +67,32 @@ impl ContainerSandbox {
         }
     }
 
+    /// Makes sure `image` is in the engine, pulling it when it is not (which
+    /// works only where its registry is reachable).
+    async fn ensure_image(&self, image: &str) -> Result<(), SandboxError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        tracing::info!(image, "image not in the engine; pulling it");
+        let opts =
+            bollard::query_parameters::CreateImageOptions { from_image: Some(image.to_owned()), ..Default::default() };
+        let mut pull = self.docker.create_image(Some(opts), None, None);
+        while let Some(step) = pull.next().await {
+            if let Err(e) = step {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "image {image} is not in the Docker engine and could not be pulled: {e}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn start(&self, spec: &SandboxSpec) -> Result<Instance, SandboxError> {
         let image = spec
             .image
             .clone()
             .ok_or_else(|| SandboxError::InvalidSpec("the container backend needs an image".into()))?;
+        self.ensure_image(&image).await?;
         let limits = &spec.limits;
         let d = DEFAULT_LIMITS;
         let memory = limits.memory.or(d.memory).map(|m| i64::try_from(m).unwrap_or(i64::MAX));
