@@ -9,10 +9,12 @@
 //! protocol revisions, and [`jsonrpc`] the little of JSON-RPC berth parses.
 
 pub mod audit;
+pub mod db;
 pub mod era;
 pub mod front;
 pub mod hosting;
 pub mod jsonrpc;
+pub mod pins;
 pub mod policy;
 pub mod pool;
 pub mod sandboxes;

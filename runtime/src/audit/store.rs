@@ -1,8 +1,6 @@
-//! Audit records in the catalog's database (own table, own migration history).
+//! Audit records in the runtime's table of the catalog database.
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Row, SqlSafeStr};
+use sqlx::{AnyPool, Row};
 
 use super::{AuditRecord, Decision};
 
@@ -29,30 +27,10 @@ pub struct AuditStore {
     pool: AnyPool,
 }
 
-fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "audit".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/0001_audit.sql").into_sql_str(),
-        false,
-    )]);
-    m.dangerous_set_table_name("_berth_runtime_migrations");
-    m
-}
-
 impl AuditStore {
-    /// Opens the audit table in the database at `url`.
-    pub async fn open(url: &str) -> Result<Self, sqlx::Error> {
-        sqlx::any::install_default_drivers();
-        let url =
-            if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
-        let pool = AnyPoolOptions::new().max_connections(2).connect(&url).await?;
-        if url.starts_with("sqlite:") {
-            sqlx::query("PRAGMA busy_timeout = 10000").execute(&pool).await?;
-        }
-        migrator().run(&pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
-        Ok(Self { pool })
+    /// The audit table in `pool` (see [`crate::db::open`]).
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
     }
 
     /// Writes a batch in one transaction.

@@ -192,9 +192,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = admin_token(&settings.data_dir, settings.admin_token.clone())?;
     let store =
         Store::open(&settings.database).await.with_context(|| format!("opening {}", redact(&settings.database)))?;
-    let audit = AuditStore::open(&settings.database)
+    let runtime_db = berth_runtime::db::open(&settings.database)
         .await
-        .with_context(|| format!("opening the audit trail in {}", redact(&settings.database)))?;
+        .with_context(|| format!("opening the runtime's tables in {}", redact(&settings.database)))?;
+    let audit = AuditStore::new(runtime_db.clone());
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "no Prometheus metrics"))
@@ -215,6 +216,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let hosting = Hosting::new(
         store,
         Arc::new(secrets),
+        Some(runtime_db),
         Artifacts::new(settings.data_dir.join("artifacts")),
         HostingConfig { default_backend: settings.default_sandbox, materialize: settings.materialize, front },
     );

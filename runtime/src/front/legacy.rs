@@ -233,7 +233,7 @@ impl Relay {
     }
 
     async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
-        if let Err(e) = self.front.config.policy.check(&self.req.method, self.req.params.as_ref()) {
+        if let Err(e) = self.front.check_call(&self.req.method, self.req.params.as_ref()) {
             let caller = self.caller();
             self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
             return Err(e);
@@ -323,7 +323,7 @@ impl Relay {
                         let tool = self.req.target_name().unwrap_or("");
                         self.front.audit(&self.caller(), tool, Decision::Allow, Some(&outcome), self.started);
                     }
-                    let outcome = outcome.map(|r| self.front.config.policy.filter(&self.req.method, r));
+                    let outcome = outcome.map(|r| self.front.filter_result(&self.req.method, r));
                     out.send(jsonrpc::response(&self.req.id, &outcome), true).await;
                     return;
                 }

@@ -29,6 +29,7 @@ pub use session::Sessions;
 use crate::audit::{Audit, AuditRecord, Decision};
 use crate::era;
 use crate::jsonrpc::{self, ClientMessage, ErrorObject, code};
+use crate::pins::{PinStatus, Pins};
 use crate::policy::ToolPolicy;
 
 /// Who is calling, as the router authenticated them. Absent when the
@@ -68,6 +69,8 @@ pub struct FrontConfig {
     pub policy: Arc<ToolPolicy>,
     /// Where tool calls are recorded, if anywhere.
     pub audit: Option<Audit>,
+    /// Approved tool definitions, when pinning is on.
+    pub pins: Option<Arc<Pins>>,
     /// The endpoint's name in audit records and metrics (`name@version`).
     pub label: String,
 }
@@ -85,6 +88,7 @@ impl Default for FrontConfig {
             session_idle: Duration::from_secs(3600),
             policy: Arc::default(),
             audit: None,
+            pins: None,
             label: String::new(),
         }
     }
@@ -159,6 +163,41 @@ impl Front {
     /// The pool serving a caller's stateless requests.
     pub(crate) async fn pool_for(&self, caller: &CallerRef) -> Result<Arc<Pool>, ErrorObject> {
         self.pools.for_user(caller.as_ref().map(|c| c.user.as_str())).await
+    }
+
+    /// Refuses a call the policy forbids, or to a tool whose definition
+    /// changed since it was approved.
+    pub(crate) fn check_call(&self, method: &str, params: Option<&serde_json::Value>) -> Result<(), ErrorObject> {
+        self.config.policy.check(method, params)?;
+        if method == "tools/call"
+            && let Some(pins) = &self.config.pins
+        {
+            let tool = params.and_then(|p| p.get("name")).and_then(serde_json::Value::as_str).unwrap_or("");
+            if !pins.callable(tool) {
+                return Err(ErrorObject::new(
+                    code::INVALID_PARAMS,
+                    format!(
+                        "tool '{tool}' changed since it was approved and is quarantined until an admin approves it"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A result as this caller may see it: refused and quarantined tools
+    /// taken out of a `tools/list`.
+    pub(crate) fn filter_result(
+        &self,
+        method: &str,
+        result: Box<serde_json::value::RawValue>,
+    ) -> Box<serde_json::value::RawValue> {
+        let result = self.config.policy.filter(method, result);
+        let Some(pins) = self.config.pins.as_ref().filter(|_| method == "tools/list") else { return result };
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(result.get()) else { return result };
+        let Some(tools) = v.get_mut("tools").and_then(serde_json::Value::as_array_mut) else { return result };
+        tools.retain(|t| pins.judge(t) == PinStatus::Approved);
+        jsonrpc::to_raw(&v)
     }
 
     /// Records one tool call, when auditing is on.

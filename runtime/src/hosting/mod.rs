@@ -23,8 +23,10 @@ use crate::policy::ToolPolicy;
 use berth_catalog::artifact::Artifact;
 
 use crate::jsonrpc::{ErrorObject, code};
+use crate::pins::Pins;
 use crate::pool::{Isolation, Pool, PoolFactory, Pools, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
+use sqlx::AnyPool;
 
 /// How long a resolved `name@version` is reused before the catalog is asked again.
 const RESOLVE_TTL: Duration = Duration::from_secs(2);
@@ -96,6 +98,10 @@ type Exact = (String, String);
 pub struct Hosting {
     store: Store,
     secrets: Arc<SecretStore>,
+    /// The runtime's tables (tool pins); `None` keeps pins in memory only.
+    db: Option<AnyPool>,
+    /// Tool pins by connector name, shared by its versions.
+    pins: tokio::sync::Mutex<HashMap<String, Arc<Pins>>>,
     artifacts: Artifacts,
     sandboxes: Arc<Sandboxes>,
     config: HostingConfig,
@@ -112,10 +118,18 @@ pub struct Hosting {
 
 impl Hosting {
     /// Serves the connectors in `store`, installing packages into `artifacts`.
-    pub fn new(store: Store, secrets: Arc<SecretStore>, artifacts: Artifacts, config: HostingConfig) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        secrets: Arc<SecretStore>,
+        db: Option<AnyPool>,
+        artifacts: Artifacts,
+        config: HostingConfig,
+    ) -> Arc<Self> {
         let hosting = Arc::new(Self {
             store,
             secrets,
+            db,
+            pins: Default::default(),
             artifacts,
             sandboxes: Arc::default(),
             config,
@@ -232,10 +246,23 @@ impl Hosting {
         let mut front = self.config.front.clone();
         front.policy = Arc::new(ToolPolicy::from_manifest(&manifest.hosting.policy));
         front.label = format!("{name}@{}", entry.version());
+        front.pins =
+            Some(self.pins(name).await.map_err(|e| HostingError::Unavailable(format!("loading tool pins: {e}")))?);
         let endpoint = Arc::new(Endpoint { front: Front::new(pools.clone(), front), pools });
         self.endpoints.lock().insert(key.clone(), endpoint.clone());
         self.creating.lock().remove(&key);
         Ok(endpoint)
+    }
+
+    /// The tool pins of a connector, loaded once.
+    pub async fn pins(&self, name: &str) -> Result<Arc<Pins>, sqlx::Error> {
+        let mut all = self.pins.lock().await;
+        if let Some(p) = all.get(name) {
+            return Ok(p.clone());
+        }
+        let pins = Pins::load(name, self.db.clone()).await?;
+        all.insert(name.to_owned(), pins.clone());
+        Ok(pins)
     }
 
     /// Makes the pool of one user: their secrets (or the connector-wide

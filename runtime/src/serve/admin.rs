@@ -26,7 +26,7 @@ const MAX_MANIFEST: usize = 1 << 20;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/connectors", get(list_all).post(publish))
-        .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete))
+        .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete).post(approve))
         .route("/admin/v1/audit", get(audit))
         .route("/admin/v1/instances", get(instances))
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
@@ -81,6 +81,12 @@ async fn one(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): P
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some(name) = tail.strip_suffix("/tools") {
+        return match app.hosting.pins(name).await {
+            Ok(pins) => Json(pins.list()).into_response(),
+            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("tool pins: {e}"), None),
+        };
+    }
     if let Some((name, rest)) = tail.split_once("/secrets") {
         return match rest {
             "" | "/" => list_secrets(&app, name).await,
@@ -103,6 +109,38 @@ async fn one(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): P
 #[derive(Deserialize)]
 struct StatusBody {
     status: Status,
+}
+
+#[derive(Deserialize)]
+struct Approval {
+    sha256: String,
+}
+
+/// `POST …/{name}/tools/{tool}/approve` with `{"sha256": …}`: lets a changed
+/// tool definition through.
+async fn approve(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(tail): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let Some((name, tool)) = tail.strip_suffix("/approve").and_then(|t| t.split_once("/tools/")) else {
+        return json_error(StatusCode::NOT_FOUND, "expected …/{name}/tools/{tool}/approve", None);
+    };
+    let Ok(Approval { sha256 }) = serde_json::from_slice(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"sha256\": \"…\"}", None);
+    };
+    match app.hosting.pins(name).await {
+        Ok(pins) => match pins.approve(tool, &sha256).await {
+            Ok(true) => StatusCode::NO_CONTENT.into_response(),
+            Ok(false) => json_error(StatusCode::NOT_FOUND, format!("{name} never showed {tool} with that hash"), None),
+            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("tool pins: {e}"), None),
+        },
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("tool pins: {e}"), None),
+    }
 }
 
 /// Whose secret: `?user=NAME` for one user's own value (used by their
