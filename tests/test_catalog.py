@@ -54,9 +54,9 @@ class Served(Berth):
         return super().stop(grace=30)
 
 
-def serve(data_dir: Path, *extra: str) -> Served:
+def serve(data_dir: Path, *extra: str, listen: str = "127.0.0.1:0") -> Served:
     proc = subprocess.Popen(
-        [BERTH_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *extra],
+        [BERTH_BIN, "serve", "--listen", listen, "--data-dir", str(data_dir), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,6 +6,7 @@
 //! parsed requests and returns what to answer ([`AuthorizationServer`]).
 
 mod clients;
+pub mod db;
 mod error;
 mod grants;
 mod keys;

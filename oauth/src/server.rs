@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sqlx::AnyPool;
 use url::Url;
 
 use crate::clients::Clients;
@@ -146,6 +147,14 @@ impl AuthorizationServer {
             pending: Mutex::default(),
             states: Mutex::default(),
         }
+    }
+
+    /// Keeps registered clients and refresh tokens in `db` (see
+    /// [`crate::db::open`]), loading what an earlier run stored, so a restart
+    /// logs no client out.
+    pub async fn persist(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
+        self.clients.load(db.clone()).await?;
+        self.grants.load(db).await
     }
 
     /// The issuer URL.
@@ -298,7 +307,7 @@ impl AuthorizationServer {
     }
 
     /// `POST /token`, form fields already decoded.
-    pub fn token(&self, form: &HashMap<String, String>) -> Result<TokenResponse, OAuthError> {
+    pub async fn token(&self, form: &HashMap<String, String>) -> Result<TokenResponse, OAuthError> {
         let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let client_id = field("client_id").ok_or_else(|| OAuthError::new("invalid_client", "client_id is required"))?;
         if self.clients.get(client_id).is_none() {
@@ -311,12 +320,15 @@ impl AuthorizationServer {
                     field("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
                 let verifier =
                     field("code_verifier").ok_or_else(|| OAuthError::invalid_request("code_verifier is required"))?;
-                self.grants.redeem(code, client_id, redirect, verifier, self.config.refresh_ttl).map_err(grant_error)?
+                self.grants
+                    .redeem(code, client_id, redirect, verifier, self.config.refresh_ttl)
+                    .await
+                    .map_err(grant_error)?
             }
             Some("refresh_token") => {
                 let token =
                     field("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-                self.grants.rotate(token, client_id, self.config.refresh_ttl).map_err(grant_error)?
+                self.grants.rotate(token, client_id, self.config.refresh_ttl).await.map_err(grant_error)?
             }
             Some(other) => return Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported"))),
             None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -366,7 +378,10 @@ impl AuthorizationServer {
 }
 
 fn grant_error(e: GrantError) -> OAuthError {
-    OAuthError::invalid_grant(e.to_string())
+    match e {
+        GrantError::Storage => OAuthError::new("temporarily_unavailable", e.to_string()),
+        _ => OAuthError::invalid_grant(e.to_string()),
+    }
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -17,6 +17,7 @@ use berth_runtime::sandboxes::Backend;
 use berth_runtime::serve::{AppState, router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
 
 use super::{examples, shutdown};
 
@@ -210,9 +211,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(keys) => Sealer::from_lines(&keys, "BERTH_SECRET_KEYS")?,
         Err(_) => Sealer::load_or_create(&settings.data_dir.join("secret-keys"))?,
     };
-    let secrets = SecretStore::open(&settings.database, sealer)
+    let oauth_db = berth_oauth::db::open(&settings.database)
         .await
-        .with_context(|| format!("opening the secret store in {}", redact(&settings.database)))?;
+        .with_context(|| format!("opening the secrets and OAuth tables in {}", redact(&settings.database)))?;
+    let secrets = SecretStore::new(oauth_db.clone(), sealer);
     let hosting = Hosting::new(
         store,
         Arc::new(secrets),
@@ -228,7 +230,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let auth = authorization_server(&settings, addr)?;
+    let auth = authorization_server(&settings, addr, oauth_db).await?;
     let state = Arc::new(AppState {
         hosting: hosting.clone(),
         admin_token_sha256: Sha256::digest(token.as_bytes()).into(),
@@ -256,7 +258,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// berth's authorization server, if the MCP URLs are to need OAuth.
-fn authorization_server(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Option<Arc<AuthorizationServer>>> {
+async fn authorization_server(
+    settings: &Settings,
+    addr: SocketAddr,
+    db: AnyPool,
+) -> anyhow::Result<Option<Arc<AuthorizationServer>>> {
     let mode = settings.auth.unwrap_or(if addr.ip().is_loopback() { AuthMode::None } else { AuthMode::Oauth });
     if mode == AuthMode::None {
         if !addr.ip().is_loopback() {
@@ -266,7 +272,8 @@ fn authorization_server(settings: &Settings, addr: SocketAddr) -> anyhow::Result
     }
     let issuer = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let keys = Keyring::load_or_create(&settings.data_dir.join("signing-keys.json"), KEY_ROTATION)?;
-    let server = AuthorizationServer::new(AuthConfig::new(issuer), keys);
+    let mut server = AuthorizationServer::new(AuthConfig::new(issuer), keys);
+    server.persist(db).await.context("loading registered OAuth clients and refresh tokens")?;
     for user in &settings.dev_users {
         let (name, password) = user.split_once(':').context("--dev-user takes NAME:PASSWORD")?;
         server.users.add(name, password);

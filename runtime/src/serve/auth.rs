@@ -68,7 +68,7 @@ async fn register(State(app): State<Arc<AppState>>, body: axum::body::Bytes) -> 
         Ok(m) => m,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.to_string()),
     };
-    match s.clients.register(meta) {
+    match s.clients.register(meta).await {
         Ok(client) => (StatusCode::CREATED, no_store(), Json(client)).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, no_store(), Json(e)).into_response(),
     }
@@ -139,7 +139,7 @@ async fn token(State(app): State<Arc<AppState>>, Form(form): Form<HashMap<String
         Ok(s) => s,
         Err(r) => return r,
     };
-    match s.token(&form) {
+    match s.token(&form).await {
         Ok(t) => (no_store(), Json(t)).into_response(),
         Err(e) => {
             let status = if e.is_client_error() { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
