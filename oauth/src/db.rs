@@ -1,5 +1,6 @@
-//! This crate's tables (secrets, clients, refresh tokens) in the catalog's
-//! database, with a migration history of their own.
+//! This crate's tables (secrets, clients, refresh tokens, the broker's
+//! providers and accounts) in the catalog's database, with a migration
+//! history of their own.
 
 use sqlx::AnyPool;
 use sqlx::SqlSafeStr;
@@ -13,6 +14,7 @@ fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
         migration(1, "secrets", include_str!("../migrations/0001_secrets.sql")),
         migration(2, "clients and refresh tokens", include_str!("../migrations/0002_grants.sql")),
+        migration(3, "credential broker", include_str!("../migrations/0003_broker.sql")),
     ]);
     // The catalog and the runtime migrate the same database with their own histories.
     m.dangerous_set_table_name("_berth_oauth_migrations");

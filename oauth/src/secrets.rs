@@ -2,6 +2,7 @@
 //! through the admin API, sealed at rest, handed only to the sandbox that
 //! runs the connector. No API returns a value; listings give names only.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{AnyPool, Row};
@@ -34,7 +35,7 @@ pub struct SecretInfo {
 /// The sealed secrets, in the catalog's database.
 pub struct SecretStore {
     pool: AnyPool,
-    sealer: Sealer,
+    sealer: Arc<Sealer>,
 }
 
 /// Binds a sealed value to its row.
@@ -44,7 +45,7 @@ fn aad(connector: &str, user: &str, name: &str) -> Vec<u8> {
 
 impl SecretStore {
     /// The store in `pool` (see [`crate::db::open`]), sealing with `sealer`.
-    pub fn new(pool: AnyPool, sealer: Sealer) -> Self {
+    pub fn new(pool: AnyPool, sealer: Arc<Sealer>) -> Self {
         Self { pool, sealer }
     }
 

@@ -21,6 +21,9 @@ use crate::keys::Keyring;
 use crate::token::{self, AccessClaims, TokenError};
 use crate::users::Users;
 
+/// How long a browser stays signed in to berth.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
 /// Lifetimes and the issuer.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -354,6 +357,21 @@ impl AuthorizationServer {
             refresh_token: refresh,
             scope: grant.scope,
         })
+    }
+
+    /// A browser session for `user` (a cookie value): a token whose audience
+    /// is this server's session endpoint, so it is good for nothing else.
+    pub fn session(&self, user: &str) -> String {
+        token::issue(&self.keys, &self.config.issuer, user, &self.session_audience(), "berth", "", SESSION_TTL)
+    }
+
+    /// The user a session cookie value stands for, if it is valid.
+    pub fn session_user(&self, cookie: &str) -> Option<String> {
+        token::verify(&self.keys, cookie, &self.config.issuer, &self.session_audience()).ok().map(|c| c.sub)
+    }
+
+    fn session_audience(&self) -> String {
+        format!("{}/session", self.config.issuer)
     }
 
     /// Checks a bearer token presented to `resource`.

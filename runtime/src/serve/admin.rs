@@ -29,11 +29,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete).post(approve))
         .route("/admin/v1/audit", get(audit))
         .route("/admin/v1/instances", get(instances))
+        .merge(super::providers::routes())
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }
 
 /// Refuses a request without the admin bearer token.
-fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -3,8 +3,11 @@
 
 mod admin;
 mod auth;
+mod connect;
 mod mcp;
+mod providers;
 mod registry;
+mod session;
 
 use std::sync::Arc;
 
@@ -25,6 +28,10 @@ pub struct AppState {
     pub admin_token_sha256: [u8; 32],
     /// berth's authorization server, when MCP URLs need OAuth.
     pub auth: Option<Arc<berth_oauth::AuthorizationServer>>,
+    /// Sign-in through an upstream OIDC provider, when configured.
+    pub login: Option<Arc<berth_oauth::OidcLogin>>,
+    /// Users' upstream accounts (with OAuth on).
+    pub broker: Option<Arc<berth_oauth::Broker>>,
     /// The audit trail, for queries.
     pub audit: Option<crate::audit::AuditStore>,
     /// Renders the Prometheus metrics.
@@ -40,6 +47,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(registry::routes())
         .merge(auth::routes())
+        .merge(connect::routes())
+        .merge(session::routes())
         .with_state(state)
 }
 
