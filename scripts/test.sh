@@ -30,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build"
 cargo build --workspace --locked
+# The first-party WASI server (connectors/wasi-echo), for the wasi backend's tests.
+rustup target add wasm32-wasip2 >/dev/null
+cargo build --locked -p berth-wasi-echo --target wasm32-wasip2 --profile wasm
 
 step "rust tests"
 cargo test --workspace --locked
@@ -37,5 +40,6 @@ cargo test --workspace --locked
 step "end-to-end tests"
 export BERTH_BIN="$CARGO_TARGET_DIR/debug/berth"
 export BERTH_TESTSERVER="$CARGO_TARGET_DIR/debug/berth-testserver"
+export BERTH_WASI_SERVER="$CARGO_TARGET_DIR/wasm32-wasip2/wasm/berth-wasi-echo.wasm"
 export BERTH_PEERS
 "$BERTH_PY" -m pytest "$REPO/tests" -q -p no:cacheprovider "$@"

@@ -5,12 +5,14 @@
 //! killed berth left behind), and a backend that cannot run here says why
 //! once per launch instead of failing berth's start.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_sandbox::Sandbox;
 use berth_sandbox::container::ContainerSandbox;
 use berth_sandbox::native::NativeSandbox;
 use berth_sandbox::process::ProcessSandbox;
+use berth_sandbox::wasi::{WasiConfig, WasiSandbox};
 use tokio::sync::OnceCell;
 
 /// A sandbox backend, as named on the command line and in manifests.
@@ -23,6 +25,8 @@ pub enum Backend {
     Native,
     /// A Docker container (needs a running engine and an image).
     Container,
+    /// A WebAssembly guest in wasmtime (the command is a `.wasm` file).
+    Wasi,
 }
 
 impl Backend {
@@ -32,6 +36,7 @@ impl Backend {
             Self::None => "none",
             Self::Native => "native",
             Self::Container => "container",
+            Self::Wasi => "wasi",
         }
     }
 
@@ -42,7 +47,7 @@ impl Backend {
             M::None => Some(Self::None),
             M::Native => Some(Self::Native),
             M::Container => Some(Self::Container),
-            M::Wasi => None,
+            M::Wasi => Some(Self::Wasi),
         }
     }
 }
@@ -52,6 +57,20 @@ impl Backend {
 pub struct Sandboxes {
     native: OnceCell<Result<Arc<NativeSandbox>, String>>,
     container: OnceCell<Result<Arc<ContainerSandbox>, String>>,
+    wasi: OnceCell<Result<Arc<WasiSandbox>, String>>,
+}
+
+/// Overrides where compiled wasm modules are cached.
+pub const ENV_WASM_CACHE: &str = "BERTH_WASM_CACHE";
+
+/// The cache of compiled wasm modules: `$BERTH_WASM_CACHE`, else
+/// `$XDG_CACHE_HOME/berth/wasm`, else `~/.cache/berth/wasm`; none (memory
+/// only) when no such directory can be named.
+pub fn wasm_cache_dir() -> Option<PathBuf> {
+    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var(ENV_WASM_CACHE)
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("berth/wasm")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/berth/wasm")))
 }
 
 impl Sandboxes {
@@ -83,6 +102,18 @@ impl Sandboxes {
                     .await;
                 container.clone().map(|s| s as Arc<dyn Sandbox>)
             }
+            Backend::Wasi => self.wasi().await.map(|s| s as Arc<dyn Sandbox>),
         }
+    }
+
+    /// The WASI backend itself, for callers that precompile modules.
+    pub async fn wasi(&self) -> Result<Arc<WasiSandbox>, String> {
+        self.wasi
+            .get_or_init(|| async {
+                let config = WasiConfig { cache_dir: wasm_cache_dir(), ..WasiConfig::default() };
+                WasiSandbox::new(config).map(Arc::new).map_err(|e| format!("the wasi sandbox cannot run here: {e}"))
+            })
+            .await
+            .clone()
     }
 }

@@ -1,4 +1,5 @@
 use std::io;
+use std::path::PathBuf;
 
 /// Why a sandbox could not start or control an instance.
 #[derive(Debug, thiserror::Error)]
@@ -22,4 +23,12 @@ pub enum SandboxError {
     /// Controlling a running instance failed.
     #[error("instance control failed: {0}")]
     Control(#[source] io::Error),
+    /// A WebAssembly module could not be read, compiled or instantiated.
+    #[error("wasm module {}: {message}", path.display())]
+    Module {
+        /// The module asked for.
+        path: PathBuf,
+        /// What went wrong, with its causes.
+        message: String,
+    },
 }

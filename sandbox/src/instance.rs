@@ -10,6 +10,19 @@ pub enum ExitStatus {
     Code(i32),
     /// The program was killed by this signal.
     Signal(i32),
+    /// A WebAssembly guest was stopped by a trap.
+    Trap(TrapCause),
+}
+
+/// Why a WebAssembly guest trapped: a limit of its sandbox, or its own fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapCause {
+    /// It computed past its CPU deadline without waiting for input.
+    CpuDeadline,
+    /// It asked for more memory than its limit allows.
+    Memory,
+    /// Anything else: `unreachable`, an out-of-bounds access, a stack overflow.
+    Fault,
 }
 
 impl From<std::process::ExitStatus> for ExitStatus {
@@ -28,6 +41,9 @@ impl fmt::Display for ExitStatus {
         match self {
             Self::Code(c) => write!(f, "exit code {c}"),
             Self::Signal(s) => write!(f, "signal {s}"),
+            Self::Trap(TrapCause::CpuDeadline) => f.write_str("trap: CPU deadline exceeded"),
+            Self::Trap(TrapCause::Memory) => f.write_str("trap: memory limit exceeded"),
+            Self::Trap(TrapCause::Fault) => f.write_str("trap"),
         }
     }
 }

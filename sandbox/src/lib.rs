@@ -8,8 +8,9 @@
 //!
 //! Backends: [`process::ProcessSandbox`] (no isolation, `--sandbox none`) and
 //! [`native::NativeSandbox`] (namespaces, private root, no privileges,
-//! seccomp, cgroup limits) and [`container::ContainerSandbox`] (Docker). The
-//! WASI backend is to come.
+//! seccomp, cgroup limits), [`container::ContainerSandbox`] (Docker) and,
+//! with the `wasi` feature (on by default), [`wasi::WasiSandbox`]
+//! (WebAssembly guests in wasmtime).
 
 #[cfg(target_os = "linux")]
 pub mod container;
@@ -19,9 +20,11 @@ mod instance;
 pub mod native;
 pub mod process;
 mod spec;
+#[cfg(feature = "wasi")]
+pub mod wasi;
 
 pub use error::SandboxError;
-pub use instance::{ExitStatus, Instance, InstanceControl};
+pub use instance::{ExitStatus, Instance, InstanceControl, TrapCause};
 pub use spec::{Limits, Mount, SandboxSpec};
 
 use std::future::Future;

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,10 @@ pub struct SandboxSpec {
     pub program: String,
     /// The image to run it in (container backend only).
     pub image: Option<String>,
+    /// The WebAssembly module or component to run (WASI backend only; a
+    /// core wasm32-wasip1 module or a wasip2 component, told apart by its
+    /// header). `program` then only names it in logs and as `argv[0]`.
+    pub module: Option<PathBuf>,
     /// Arguments after the program name.
     pub args: Vec<String>,
     /// Environment variables the program sees, in order; later entries win.
@@ -59,9 +64,22 @@ pub struct Limits {
     pub file_size: Option<u64>,
     /// Size of the private `/tmp`, in bytes.
     pub tmpfs: Option<u64>,
+    /// Longest the program may keep computing after its last input before
+    /// it is stopped (WASI backend: an epoch deadline, so a guest stuck in a
+    /// loop traps instead of holding a core forever; time spent waiting
+    /// for input does not count).
+    pub cpu_deadline: Option<Duration>,
 }
 
 impl SandboxSpec {
+    /// A spec for the WebAssembly `module` with `args…` and nothing else
+    /// granted (WASI backend).
+    pub fn wasm(module: impl Into<PathBuf>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let module = module.into();
+        let program = module.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Self { module: Some(module), ..Self::command(program, args) }
+    }
+
     /// A spec for `program args…` with nothing else granted.
     pub fn command(program: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self { program: program.into(), args: args.into_iter().map(Into::into).collect(), ..Self::default() }

@@ -24,3 +24,7 @@ pub fn env(s: &str) -> Result<(String, String), String> {
         _ => Err(format!("expected KEY=VALUE, got '{s}'")),
     }
 }
+
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("expected a duration like 500ms or 2s, got '{s}': {e}"))
+}

@@ -36,7 +36,8 @@ pub struct RunArgs {
     /// append `:rw` to make it writable (repeatable).
     #[arg(long = "mount", value_name = "PATH[:rw]", value_parser = parse::mount)]
     mounts: Vec<Mount>,
-    /// Memory limit of the server, e.g. `256M` or `1G` (native sandbox).
+    /// Memory limit of the server, e.g. `256M` or `1G` (native, container
+    /// and wasi sandboxes).
     #[arg(long, value_parser = parse::size)]
     memory: Option<u64>,
     /// Most processes and threads the server may have (native sandbox).
@@ -45,6 +46,10 @@ pub struct RunArgs {
     /// CPU limit in cores, e.g. `0.5` (native sandbox).
     #[arg(long)]
     cpus: Option<f64>,
+    /// Longest the server may compute after its last input before it is
+    /// stopped, e.g. `500ms` or `30s` (wasi sandbox; default 30s).
+    #[arg(long, value_parser = parse::duration)]
+    cpu_deadline: Option<Duration>,
     /// The server's protocol era, if known; probed otherwise.
     #[arg(long, value_enum, default_value_t = EraArg::Auto)]
     era: EraArg,
@@ -63,7 +68,8 @@ pub struct RunArgs {
     /// Longest line accepted from the server, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_line: usize,
-    /// The server command and its arguments.
+    /// The server command and its arguments (`--sandbox wasi`: the `.wasm`
+    /// file and its arguments).
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
 }
@@ -77,12 +83,24 @@ enum EraArg {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let Some((program, rest)) = args.command.split_first() else { bail!("no server command given") };
-    let mut spec = SandboxSpec::command(program.clone(), rest.iter().cloned());
-    spec.inherit_env = vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()];
+    let mut spec = if args.sandbox == Backend::Wasi {
+        // A guest has no use for the host's PATH or HOME: only `--env`.
+        SandboxSpec::wasm(program, rest.iter().cloned())
+    } else {
+        let mut spec = SandboxSpec::command(program.clone(), rest.iter().cloned());
+        spec.inherit_env = vec!["PATH".into(), "HOME".into(), "LANG".into(), "TERM".into()];
+        spec
+    };
     spec.env = args.env;
     spec.mounts = args.mounts;
     spec.image = args.image;
-    spec.limits = Limits { memory: args.memory, pids: args.pids, cpus: args.cpus, ..Limits::default() };
+    spec.limits = Limits {
+        memory: args.memory,
+        pids: args.pids,
+        cpus: args.cpus,
+        cpu_deadline: args.cpu_deadline,
+        ..Limits::default()
+    };
     let mut host = HostConfig::new(program.clone(), spec);
     host.era = match args.era {
         EraArg::Auto => None,

@@ -59,6 +59,10 @@ pub fn plan(
     let mut args = launch.args.clone();
     args.extend(package.package_arguments.iter().flat_map(|a| a.words()));
     let mut spec = SandboxSpec::command(launch.program.clone(), args);
+    if backend == Backend::Wasi {
+        // The artifact's program is the guest itself.
+        spec.module = Some(launch.program.clone().into());
+    }
     spec.image = launch.image.clone().or_else(|| hosting.sandbox.image.clone());
     spec.env = vec![
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),

@@ -35,6 +35,8 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     nofile: Some(1024),
     file_size: Some(64 << 20),
     tmpfs: Some(64 << 20),
+    // Namespaced processes are bounded by their CPU quota instead.
+    cpu_deadline: None,
 };
 
 /// The uid and gid sandboxed programs run as (`nobody`).
@@ -141,6 +143,7 @@ fn merge(l: &Limits) -> Limits {
         nofile: l.nofile.or(d.nofile),
         file_size: l.file_size.or(d.file_size),
         tmpfs: l.tmpfs.or(d.tmpfs),
+        cpu_deadline: l.cpu_deadline.or(d.cpu_deadline),
     }
 }
 

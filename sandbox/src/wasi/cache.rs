@@ -1,0 +1,232 @@
+//! Compiled guests: in memory per file, and on disk per content.
+//!
+//! Compiling a 2 MB module takes cranelift seconds; loading its compiled form
+//! takes milliseconds; reusing it from memory, microseconds. The disk cache
+//! is keyed by the SHA-256 of the module's bytes and a hash of everything in
+//! the engine's configuration that compiled code depends on (wasmtime's
+//! version included), so a changed module or a changed engine never picks up
+//! stale code. Entries are written to a temporary file and renamed into
+//! place, so a reader sees a whole entry or none.
+//!
+//! Loading compiled code runs whatever machine code the file holds, so only
+//! files this user owns, in a directory no one else may write, are trusted.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::Module;
+use wasmtime::component::Component;
+
+use super::guest::{Linkers, Loaded};
+use crate::SandboxError;
+
+/// Which of the two binary formats a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A core module (`wasm32-wasip1`).
+    Module,
+    /// A component (`wasm32-wasip2`).
+    Component,
+}
+
+impl Kind {
+    /// Reads the preamble: `\0asm`, then a version whose upper half is the
+    /// layer, 0 for core modules and 1 for components.
+    pub(super) fn detect(bytes: &[u8]) -> Option<Self> {
+        match bytes {
+            [0, b'a', b's', b'm', _, _, 0, 0, ..] => Some(Self::Module),
+            [0, b'a', b's', b'm', _, _, 1, 0, ..] => Some(Self::Component),
+            _ => None,
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Module => "module.cwasm",
+            Self::Component => "component.cwasm",
+        }
+    }
+}
+
+/// Identifies a file's current contents without reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self { dev: meta.dev(), ino: meta.ino(), len: meta.len(), mtime: (meta.mtime(), meta.mtime_nsec()) }
+    }
+}
+
+pub(super) struct Cache {
+    dir: Option<PathBuf>,
+    /// Hex digest of the engine's compilation settings.
+    engine_key: String,
+    loaded: Mutex<HashMap<PathBuf, (FileId, Arc<Loaded>)>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// Feeds a `Hash` into SHA-256, so the engine's settings get a digest that
+/// is stable across processes (std's hasher makes no such promise).
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn module_error(path: &Path, message: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Module { path: path.to_owned(), message: message.to_string() }
+}
+
+impl Cache {
+    pub(super) fn new(engine: &Engine, dir: Option<PathBuf>) -> Result<Self, SandboxError> {
+        let mut hasher = ShaHasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = hex::encode(&hasher.0.finalize()[..12]);
+        if let Some(dir) = &dir {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| module_error(dir, format_args!("cannot create the cache directory: {e}")))?;
+        }
+        Ok(Self { dir, engine_key, loaded: Mutex::new(HashMap::new()) })
+    }
+
+    pub(super) fn forget_loaded(&self) {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The guest at `path`, ready to instantiate: from memory if the file is
+    /// unchanged, else from the disk cache, else compiled (and cached).
+    pub(super) async fn load(
+        &self,
+        engine: &Engine,
+        linkers: &Linkers,
+        path: &Path,
+    ) -> Result<Arc<Loaded>, SandboxError> {
+        let meta = tokio::fs::metadata(path).await.map_err(|e| module_error(path, e))?;
+        let id = FileId::of(&meta);
+        if let Some((seen, loaded)) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(path)
+            && *seen == id
+        {
+            return Ok(Arc::clone(loaded));
+        }
+        let bytes = tokio::fs::read(path).await.map_err(|e| module_error(path, e))?;
+        let kind = Kind::detect(&bytes).ok_or_else(|| module_error(path, "not a WebAssembly module or component"))?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let entry = self.dir.as_ref().map(|d| d.join(format!("{digest}-{}.{}", self.engine_key, kind.extension())));
+
+        let engine2 = engine.clone();
+        let entry2 = entry.clone();
+        let path2 = path.to_owned();
+        // Loading or compiling blocks for milliseconds to seconds: keep it
+        // off the async workers.
+        let compiled = tokio::task::spawn_blocking(move || compile_or_load(&engine2, kind, &bytes, entry2.as_deref()))
+            .await
+            .map_err(|e| module_error(&path2, e))?
+            .map_err(|e| module_error(&path2, format_args!("{e:?}")))?;
+        let loaded = Arc::new(linkers.prepare(compiled).map_err(|e| module_error(path, format_args!("{e:?}")))?);
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_owned(), (id, Arc::clone(&loaded)));
+        Ok(loaded)
+    }
+}
+
+/// Compiled code, before it is linked.
+pub(super) enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+fn compile_or_load(engine: &Engine, kind: Kind, bytes: &[u8], entry: Option<&Path>) -> wasmtime::Result<Compiled> {
+    if let Some(entry) = entry.filter(|e| trusted(e)) {
+        match deserialize(engine, kind, entry) {
+            Ok(c) => return Ok(c),
+            // An entry from another wasmtime, or damaged: compile afresh.
+            Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "ignoring a wasm cache entry"),
+        }
+    }
+    let started = std::time::Instant::now();
+    let (compiled, serialized) = match kind {
+        Kind::Module => {
+            let m = Module::new(engine, bytes)?;
+            let s = entry.map(|_| m.serialize()).transpose()?;
+            (Compiled::Module(m), s)
+        }
+        Kind::Component => {
+            let c = Component::new(engine, bytes)?;
+            let s = entry.map(|_| c.serialize()).transpose()?;
+            (Compiled::Component(c), s)
+        }
+    };
+    tracing::info!(elapsed = ?started.elapsed(), "compiled a wasm guest");
+    if let (Some(entry), Some(serialized)) = (entry, serialized) {
+        // A cache that cannot be written costs time, not correctness.
+        if let Err(e) = write_atomically(entry, &serialized) {
+            tracing::warn!(entry = %entry.display(), error = %e, "could not write a wasm cache entry");
+        }
+    }
+    Ok(compiled)
+}
+
+/// Whether `entry` and its directory belong to this user and no one else
+/// may write them: loading compiled code executes it.
+fn trusted(entry: &Path) -> bool {
+    let uid = nix::unistd::geteuid().as_raw();
+    let private = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.uid() == uid && m.permissions().mode() & 0o022 == 0);
+    private(entry) && entry.parent().is_some_and(private)
+}
+
+/// Loads compiled code from the cache.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, kind: Kind, entry: &Path) -> wasmtime::Result<Compiled> {
+    // SAFETY: wasmtime requires that the file hold code it produced itself.
+    // Entries are written only by `write_atomically` below from wasmtime's
+    // own output, the name carries the engine's compatibility hash (and
+    // wasmtime checks its version again), and `trusted` refused files that
+    // anyone but this user could have put there.
+    unsafe {
+        match kind {
+            Kind::Module => Module::deserialize_file(engine, entry).map(Compiled::Module),
+            Kind::Component => Component::deserialize_file(engine, entry).map(Compiled::Component),
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it there.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("cache entry has no directory"))?;
+    let tmp = dir.join(format!(".tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

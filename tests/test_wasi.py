@@ -1,0 +1,117 @@
+"""The WASI backend end to end: `berth run --sandbox wasi` hosting the
+first-party wasip2 server (connectors/wasi-echo), called by the official
+Python SDK in both eras, then attacked from inside: a loop that never yields,
+an allocation past the memory limit, a read outside its preopens (it has
+none unless berth mounts a directory).
+
+scripts/test.sh builds the guest and names it in BERTH_WASI_SERVER."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from mcp.client import Client
+
+from conftest import TARGET, start_berth
+from mcp_http import messages
+from test_failures import call, result_text
+
+WASM = os.environ.get("BERTH_WASI_SERVER", str(TARGET / "wasm32-wasip2" / "wasm" / "berth-wasi-echo.wasm"))
+MODES = ["legacy", "2026-07-28"]
+UNICODE = "héllo ✓ 世界 🚢 — wasm"
+
+
+@pytest.fixture(scope="module")
+def wasm_cache(tmp_path_factory) -> Path:
+    """One compiled-module cache for the module: the guest compiles once."""
+    return tmp_path_factory.mktemp("wasm-cache")
+
+
+@pytest.fixture
+def wasi_berth(wasm_cache):
+    started = []
+
+    def make(*extra: str):
+        b = start_berth([WASM], "--sandbox", "wasi", *extra, env={"BERTH_WASM_CACHE": str(wasm_cache)})
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+def only_message(resp) -> dict:
+    (msg,) = [m for m in messages(resp) if "id" in m]
+    return msg
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_sdk_calls_echo_and_add(wasi_berth, mode):
+    b = wasi_berth()
+    async with Client(b.url, mode=mode) as c:
+        tools = {t.name for t in (await c.list_tools()).tools}
+        assert {"echo", "add", "spin", "read_file", "alloc"} <= tools, tools
+        res = await c.call_tool("echo", {"text": UNICODE})
+        assert not res.is_error and res.content[0].text == UNICODE
+        res = await c.call_tool("add", {"a": 40.5, "b": 1.5})
+        assert not res.is_error and res.content[0].text == "42"
+        if mode != "legacy":
+            assert c.protocol_version == "2026-07-28"
+
+
+def test_compiled_guest_is_cached_on_disk(wasi_berth, wasm_cache):
+    b = wasi_berth()
+    assert result_text(call(b.url, "echo", {"text": "x"})) == "x"
+    entries = [p.name for p in wasm_cache.iterdir()]
+    assert any(n.endswith(".component.cwasm") for n in entries), entries
+    assert not any(n.startswith(".tmp") for n in entries), entries
+
+
+def test_runaway_guest_hits_its_cpu_deadline_and_berth_relaunches(wasi_berth):
+    b = wasi_berth("--cpu-deadline", "500ms")
+    assert result_text(call(b.url, "echo", {"text": "before"})) == "before"
+    t0 = time.monotonic()
+    msg = only_message(call(b.url, "spin", id=5, timeout=60))
+    took = time.monotonic() - t0
+    assert "error" in msg, msg
+    assert "CPU deadline" in msg["error"]["message"], msg
+    assert 0.4 < took < 15, took
+    # The next call gets a fresh instance.
+    assert result_text(call(b.url, "echo", {"text": "after"}, id=6)) == "after"
+
+
+def test_reading_outside_the_preopens_fails(wasi_berth, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "note.txt").write_text("visible through the mount")
+    b = wasi_berth("--mount", str(shared))
+    # The control: the same tool reads a mounted file.
+    assert result_text(call(b.url, "read_file", {"path": str(shared / "note.txt")})) == "visible through the mount"
+    for path in ["/etc/passwd", str(shared / ".." / ".." / ".." / "etc" / "passwd"), str(tmp_path)]:
+        msg = only_message(call(b.url, "read_file", {"path": path}))
+        result = msg["result"]
+        text = " ".join(c.get("text", "") for c in result["content"])
+        assert result.get("isError") is True, (path, msg)
+        assert "root:" not in text, (path, text)
+
+
+def test_memory_limit_is_enforced(wasi_berth):
+    small = wasi_berth("--memory", "64M")
+    assert result_text(call(small.url, "alloc", {"mib": 8})) == str(8 << 20)
+    msg = only_message(call(small.url, "alloc", {"mib": 256}, id=2))
+    assert "error" in msg and "memory limit" in msg["error"]["message"], msg
+    # Still serving, on a fresh instance.
+    assert result_text(call(small.url, "echo", {"text": "alive"}, id=3)) == "alive"
+    # The control: the same allocation fits a larger limit.
+    large = wasi_berth("--memory", "512M")
+    assert result_text(call(large.url, "alloc", {"mib": 256})) == str(256 << 20)
