@@ -1,5 +1,5 @@
 //! This crate's tables (secrets, clients, refresh tokens, the broker's
-//! providers and accounts) in the catalog's database, with a migration
+//! providers and accounts, personal access tokens) in the catalog's database, with a migration
 //! history of their own.
 
 use sqlx::AnyPool;
@@ -15,6 +15,7 @@ fn migrator() -> Migrator {
         migration(1, "secrets", include_str!("../migrations/0001_secrets.sql")),
         migration(2, "clients and refresh tokens", include_str!("../migrations/0002_grants.sql")),
         migration(3, "credential broker", include_str!("../migrations/0003_broker.sql")),
+        migration(4, "personal access tokens", include_str!("../migrations/0004_pats.sql")),
     ]);
     // The catalog and the runtime migrate the same database with their own histories.
     m.dangerous_set_table_name("_berth_oauth_migrations");

@@ -18,6 +18,7 @@ use crate::clients::Clients;
 use crate::error::OAuthError;
 use crate::grants::{Grant, GrantError, Grants};
 use crate::keys::Keyring;
+use crate::pats::Pats;
 use crate::token::{self, AccessClaims, TokenError};
 use crate::users::Users;
 
@@ -132,6 +133,8 @@ pub struct AuthorizationServer {
     pub clients: Clients,
     /// Local accounts.
     pub users: Users,
+    /// Personal access tokens.
+    pub pats: Pats,
     grants: Grants,
     pending: Mutex<HashMap<String, Pending>>,
     /// `(client, state)` pairs already seen, so a state is single-use.
@@ -146,17 +149,19 @@ impl AuthorizationServer {
             keys,
             clients: Clients::new(10_000),
             users: Users::default(),
+            pats: Pats::default(),
             grants: Grants::default(),
             pending: Mutex::default(),
             states: Mutex::default(),
         }
     }
 
-    /// Keeps registered clients and refresh tokens in `db` (see
+    /// Keeps registered clients, refresh tokens and personal access tokens in `db` (see
     /// [`crate::db::open`]), loading what an earlier run stored, so a restart
     /// logs no client out.
     pub async fn persist(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
         self.clients.load(db.clone()).await?;
+        self.pats.load(db.clone()).await?;
         self.grants.load(db).await
     }
 

@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/audit", get(audit))
         .route("/admin/v1/instances", get(instances))
         .merge(super::providers::routes())
+        .merge(super::tokens::admin_routes())
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }
 
@@ -43,8 +44,22 @@ pub(super) fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Respo
     if !token.is_empty() && Sha256::digest(token.as_bytes()).as_slice() == app.admin_token_sha256 {
         return Ok(());
     }
-    let mut res =
-        json_error(StatusCode::UNAUTHORIZED, "the admin API needs `Authorization: Bearer <admin token>`", None);
+    if token.starts_with(berth_oauth::PAT_PREFIX)
+        && let Some(auth) = &app.auth
+    {
+        return match auth.pats.verify(token, berth_oauth::PatUse::Admin) {
+            Ok(pat) => {
+                tracing::debug!(user = %pat.user, pat = %pat.id, "admin API call with a personal access token");
+                Ok(())
+            }
+            Err(e) => Err(json_error(StatusCode::FORBIDDEN, e, None)),
+        };
+    }
+    let mut res = json_error(
+        StatusCode::UNAUTHORIZED,
+        "the admin API needs `Authorization: Bearer <admin token or admin personal access token>`",
+        None,
+    );
     res.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"berth-admin\""));
     Err(res)
 }

@@ -10,7 +10,8 @@ use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use berth_oauth::{
-    AccessClaims, AuthorizationServer, AuthorizeError, AuthorizeParams, ClientMetadata, Consent, TokenError,
+    AccessClaims, AuthorizationServer, AuthorizeError, AuthorizeParams, ClientMetadata, Consent, PAT_PREFIX, PatUse,
+    TokenError,
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
@@ -197,6 +198,23 @@ pub(crate) fn check(s: &AuthorizationServer, headers: &HeaderMap, target: &str) 
         res
     };
     let Some(token) = bearer else { return Err(refuse(None)) };
+    if token.starts_with(PAT_PREFIX) {
+        let connector = target.split_once('@').map_or(target, |(name, _)| name);
+        let pat = s
+            .pats
+            .verify(token, PatUse::Connector(connector))
+            .map_err(|e| refuse(Some(("invalid_token", e.to_string()))))?;
+        return Ok(AccessClaims {
+            iss: s.issuer().to_owned(),
+            sub: pat.user,
+            aud: resource,
+            exp: (pat.expires_ms / 1000) as u64,
+            iat: (pat.created_ms / 1000) as u64,
+            jti: pat.id.clone(),
+            client_id: format!("pat:{}", pat.id),
+            scope: "mcp".into(),
+        });
+    }
     s.verify(token, &resource).map_err(|e: TokenError| refuse(Some(("invalid_token", e.to_string()))))
 }
 

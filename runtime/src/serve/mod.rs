@@ -8,6 +8,7 @@ mod mcp;
 mod providers;
 mod registry;
 mod session;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -49,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(auth::routes())
         .merge(connect::routes())
         .merge(session::routes())
+        .merge(tokens::account_routes())
         .with_state(state)
 }
 
