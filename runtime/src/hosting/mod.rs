@@ -25,6 +25,7 @@ use berth_catalog::artifact::Artifact;
 
 use crate::jsonrpc::{ErrorObject, code};
 use crate::pins::Pins;
+use crate::policies::UserPolicies;
 use crate::pool::{Isolation, Pool, PoolFactory, Pools, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
 use sqlx::AnyPool;
@@ -106,6 +107,8 @@ pub struct Hosting {
     db: Option<AnyPool>,
     /// Tool pins by connector name, shared by its versions.
     pins: tokio::sync::Mutex<HashMap<String, Arc<Pins>>>,
+    /// Per-user tool policies by connector name, shared by its versions.
+    policies: tokio::sync::Mutex<HashMap<String, Arc<UserPolicies>>>,
     artifacts: Artifacts,
     sandboxes: Arc<Sandboxes>,
     config: HostingConfig,
@@ -134,6 +137,7 @@ impl Hosting {
             secrets,
             db,
             pins: Default::default(),
+            policies: Default::default(),
             artifacts,
             sandboxes: Arc::default(),
             config,
@@ -252,6 +256,9 @@ impl Hosting {
         front.label = format!("{name}@{}", entry.version());
         front.pins =
             Some(self.pins(name).await.map_err(|e| HostingError::Unavailable(format!("loading tool pins: {e}")))?);
+        front.user_policies = Some(
+            self.policies(name).await.map_err(|e| HostingError::Unavailable(format!("loading tool policies: {e}")))?,
+        );
         let endpoint = Arc::new(Endpoint { front: Front::new(pools.clone(), front), pools });
         self.endpoints.lock().insert(key.clone(), endpoint.clone());
         self.creating.lock().remove(&key);
@@ -267,6 +274,17 @@ impl Hosting {
         let pins = Pins::load(name, self.db.clone()).await?;
         all.insert(name.to_owned(), pins.clone());
         Ok(pins)
+    }
+
+    /// The per-user tool policies of a connector, loaded once.
+    pub async fn policies(&self, name: &str) -> Result<Arc<UserPolicies>, sqlx::Error> {
+        let mut all = self.policies.lock().await;
+        if let Some(p) = all.get(name) {
+            return Ok(p.clone());
+        }
+        let policies = UserPolicies::load(name, self.db.clone()).await?;
+        all.insert(name.to_owned(), policies.clone());
+        Ok(policies)
     }
 
     /// Makes the pool of one user: their secrets (or the connector-wide

@@ -97,6 +97,9 @@ async fn one(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): P
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some(name) = tail.strip_suffix("/policies") {
+        return super::policies::list(&app, name).await;
+    }
     if let Some(name) = tail.strip_suffix("/tools") {
         return match app.hosting.pins(name).await {
             Ok(pins) => Json(pins.list()).into_response(),
@@ -166,7 +169,8 @@ struct SecretOwner {
     user: Option<String>,
 }
 
-/// `PUT …/{name}/versions/{version}/status` or `PUT …/{name}/secrets/{VAR}[?user=]`.
+/// `PUT …/{name}/versions/{version}/status`, `PUT …/{name}/secrets/{VAR}[?user=]`
+/// or `PUT …/{name}/policies/{user}`.
 async fn put(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -177,13 +181,16 @@ async fn put(
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some((name, user)) = tail.split_once("/policies/") {
+        return super::policies::put(&app, name, user, &body).await;
+    }
     match tail.split_once("/secrets/") {
         Some((name, var)) => put_secret(&app, name, var, owner.user.as_deref(), &body).await,
         None => set_status(&app, &tail, &body).await,
     }
 }
 
-/// `DELETE …/{name}/secrets/{VAR}[?user=]`.
+/// `DELETE …/{name}/secrets/{VAR}[?user=]` or `DELETE …/{name}/policies/{user}`.
 async fn delete(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -193,10 +200,13 @@ async fn delete(
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some((name, user)) = tail.split_once("/policies/") {
+        return super::policies::delete(&app, name, user).await;
+    }
     let Some((name, var)) = tail.split_once("/secrets/") else {
         return json_error(
             StatusCode::METHOD_NOT_ALLOWED,
-            "only secrets are deleted; versions are deprecated or deleted by status",
+            "only secrets and user policies are deleted; versions are deprecated or deleted by status",
             None,
         );
     };

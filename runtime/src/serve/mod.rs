@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod connect;
 mod mcp;
+mod policies;
 mod providers;
 mod registry;
 mod session;
