@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BERTH_BIN, SERVERS, start_berth, wait_for
+from test_catalog import first_party_manifest, post_manifest, serve
 from test_failures import call, result_text
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the native sandbox needs root")
@@ -163,3 +164,22 @@ def test_bad_or_unenforceable_allowlists_are_refused(flags):
     )
     assert res.returncode != 0, res
     assert "allow" in res.stderr.lower() or "egress" in res.stderr.lower(), res.stderr
+
+
+def test_a_manifests_egress_list_is_its_allowlist(tmp_path, test_host):
+    served = serve(tmp_path / "data", "--no-examples")
+    try:
+        allowed = first_party_manifest(name="dev.berth.test/egress", egress=[f"127.0.0.1:{test_host}"])
+        assert post_manifest(served, allowed).status_code == 201
+        closed = first_party_manifest(name="dev.berth.test/no-egress")
+        assert post_manifest(served, closed).status_code == 201
+        url = served.mcp("dev.berth.test/egress")
+        res = tool(url, "proxy_connect", {"target": f"127.0.0.1:{test_host}"})
+        assert res["ok"] and GREETING in res["answer"], res
+        port = served.base.rsplit(":", 1)[1]
+        assert tool(url, "proxy_connect", {"target": f"127.0.0.1:{port}"})["status"] == 403
+        assert not tool(url, "connect", {"addr": f"127.0.0.1:{test_host}"})["ok"]
+        res = tool(served.mcp("dev.berth.test/no-egress"), "proxy_connect", {"target": f"127.0.0.1:{test_host}"})
+        assert not res["ok"] and "HTTPS_PROXY" in res["error"], res
+    finally:
+        served.stop()
