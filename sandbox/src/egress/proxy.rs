@@ -20,6 +20,11 @@ const MAX_HEAD: usize = 8 << 10;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long resolving and connecting to the destination may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most tunnels one instance may hold open at once: well above what a
+/// connector needs, and a bound on the host sockets and tasks a hostile one
+/// can make berth hold (it can reach the socket directly, past the
+/// forwarder's own thread limit).
+const MAX_CONNECTIONS: usize = 256;
 /// The socket's name inside an instance's proxy directory.
 const SOCKET: &str = "proxy.sock";
 /// Prefix of proxy directories in the scratch directory, for the sweep.
@@ -101,6 +106,10 @@ pub async fn serve(listener: UnixListener, allow: Arc<Allowlist>, label: String)
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if conns.len() >= MAX_CONNECTIONS => {
+                    tracing::warn!(instance = %label, limit = MAX_CONNECTIONS, "egress refused: too many open tunnels");
+                    drop(stream);
+                }
                 Ok((stream, _)) => {
                     let allow = allow.clone();
                     let label = label.clone();
