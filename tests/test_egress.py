@@ -137,17 +137,37 @@ def test_the_proxy_socket_goes_when_the_instance_ends(test_host):
     b = start_berth(TS, *NATIVE, "--allow-host", f"127.0.0.1:{test_host}")
     try:
         assert tool(b.url, "proxy_connect", {"target": f"127.0.0.1:{test_host}"})["ok"]
-        # berth's scratch directory, as std::env::temp_dir() finds it.
-        scratch = Path(os.environ.get("TMPDIR", "/tmp")) / "berth-sandbox"
-        inside = tool(b.url, "list_dir", {"path": str(scratch)})
-        dirs = [e for e in inside["entries"] if e.startswith("egress-")]
-        # The sandbox sees its own proxy directory only.
-        assert len(dirs) == 1, inside
-        host_dir = scratch / dirs[0]
+        # The sandbox sees its own proxy directory only (proxy_dir checks there is one).
+        host_dir = proxy_dir(b)
         assert (host_dir / "proxy.sock").exists()
     finally:
         b.stop()
     assert wait_for(lambda: not host_dir.exists()), host_dir
+
+
+def proxy_dir(b) -> Path:
+    """The host path of the instance's proxy directory, as the sandbox sees it."""
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / "berth-sandbox"
+    inside = tool(b.url, "list_dir", {"path": str(scratch)})
+    (name,) = [e for e in inside["entries"] if e.startswith("egress-")]
+    return scratch / name
+
+
+def test_a_killed_berths_proxy_socket_is_swept_at_the_next_start(test_host):
+    b = start_berth(TS, *NATIVE, "--allow-host", f"127.0.0.1:{test_host}")
+    try:
+        host_dir = proxy_dir(b)
+        assert (host_dir / "proxy.sock").exists()
+        b.proc.kill()
+        b.proc.wait(10)
+        assert host_dir.exists()  # nobody left to remove it
+    finally:
+        b.stop()
+    nxt = start_berth(TS, *NATIVE)
+    try:
+        assert wait_for(lambda: not host_dir.exists()), host_dir
+    finally:
+        nxt.stop()
 
 
 @pytest.mark.parametrize(
