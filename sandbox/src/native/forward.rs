@@ -52,6 +52,10 @@ pub(super) fn loopback_up() -> Result<(), Failed> {
 /// Listens on `127.0.0.1:`[`PROXY_PORT`] and forks the forwarder, which
 /// serves it until the namespace ends; the caller goes on to exec the server
 /// (the listener is close-on-exec, so the server does not hold it).
+///
+/// The forwarder is thus the server's child: a server that waits for all of
+/// its children before exiting would wait for it too (none of the Node or
+/// Python servers berth hosts does; the namespace ends when the server does).
 #[allow(unsafe_code)]
 pub(super) fn start(socket: &Path) -> Result<(), Failed> {
     let listener =
@@ -61,6 +65,9 @@ pub(super) fn start(socket: &Path) -> Result<(), Failed> {
         ForkResult::Parent { .. } => Ok(()),
         ForkResult::Child => {
             let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+            // Its own session and process group, so a server signalling its
+            // group (as shells do on exit) does not take the forwarder along.
+            let _ = nix::unistd::setsid();
             // The server's stdio is berth's channel to it; the forwarder
             // must not hold it open.
             if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
