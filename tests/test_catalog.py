@@ -223,6 +223,12 @@ INVALID = [
     (lambda d: d["_meta"]["dev.berth/connector"].update(limits={"pids": 0}), f"{EXT}/limits/pids"),
     (lambda d: d["_meta"]["dev.berth/connector"].update(sandbox={"backend": "vm"}), f"{EXT}/sandbox/backend"),
     (lambda d: d["_meta"]["dev.berth/connector"].update(egress=["https://api.example.com/"]), f"{EXT}/egress/0"),
+    (
+        lambda d: d["_meta"]["dev.berth/connector"].update(
+            sandbox={"backend": "container", "image": "x"}, egress=["api.example.com"]
+        ),
+        f"{EXT}/egress",
+    ),
     (lambda d: d["_meta"]["dev.berth/connector"].update(scaling={"min": 3, "max": 1}), f"{EXT}/scaling/min"),
     (
         lambda d: d["_meta"]["dev.berth/connector"].update(

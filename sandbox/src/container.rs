@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::native::{DEFAULT_LIMITS, SANDBOX_ID};
-use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Sandbox, SandboxError, SandboxSpec};
+use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Network, Sandbox, SandboxError, SandboxSpec};
 
 /// The label every berth container carries, with its owner's process id.
 const OWNER_LABEL: &str = "io.berth.owner-pid";
@@ -88,6 +88,16 @@ impl ContainerSandbox {
     }
 
     async fn start(&self, spec: &SandboxSpec) -> Result<Instance, SandboxError> {
+        if spec.network != Network::None {
+            // Not yet: it needs an internal Docker network with the proxy
+            // reachable on it. Refusing is better than a silent `none`
+            // (the connector would fail obscurely) or a raw route.
+            return Err(SandboxError::Unsupported(
+                "the container backend does not support egress allowlists yet (its network is `none`); \
+                 use the native sandbox"
+                    .into(),
+            ));
+        }
         let image = spec
             .image
             .clone()

@@ -31,4 +31,7 @@ pub enum SandboxError {
         /// What went wrong, with its causes.
         message: String,
     },
+    /// The spec's egress allowlist is invalid, or its proxy could not start.
+    #[error(transparent)]
+    Egress(#[from] crate::egress::EgressError),
 }

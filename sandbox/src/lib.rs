@@ -14,6 +14,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod container;
+pub mod egress;
 mod error;
 mod instance;
 #[cfg(target_os = "linux")]
@@ -25,7 +26,7 @@ pub mod wasi;
 
 pub use error::SandboxError;
 pub use instance::{ExitStatus, Instance, InstanceControl, TrapCause};
-pub use spec::{Limits, Mount, SandboxSpec};
+pub use spec::{Limits, Mount, Network, SandboxSpec};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -31,6 +31,30 @@ pub struct SandboxSpec {
     pub mounts: Vec<Mount>,
     /// Resource limits.
     pub limits: Limits,
+    /// What the program may reach over the network.
+    pub network: Network,
+}
+
+/// What an instance may reach over the network.
+///
+/// Closed by default. There is no raw-route option: a connector that needs
+/// the internet gets it through berth's egress proxy ([`crate::egress`]),
+/// which checks every destination against the allowlist and refuses private,
+/// loopback and metadata addresses after resolving them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Network {
+    /// No network at all (the native backend's empty network namespace,
+    /// the container backend's `none` network, WASI's missing sockets).
+    #[default]
+    None,
+    /// Only HTTP CONNECT tunnels through berth's egress proxy, to the
+    /// `host` (port 443) or `host:port` entries listed (`*.example.com`
+    /// matches any subdomain); the program finds the proxy in
+    /// `HTTPS_PROXY`/`HTTP_PROXY` (and their lower-case twins).
+    Egress {
+        /// Allowlist entries.
+        allow: Vec<String>,
+    },
 }
 
 /// A host path visible inside the sandbox.

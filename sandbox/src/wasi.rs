@@ -130,6 +130,13 @@ impl Sandbox for WasiSandbox {
 
     fn launch<'a>(&'a self, spec: &'a SandboxSpec) -> BoxFuture<'a, Result<Instance, SandboxError>> {
         Box::pin(async move {
+            if spec.network != crate::Network::None {
+                // Guests get no sockets at all, so there is nothing for a
+                // proxy to serve; refusing says so instead of failing later.
+                return Err(SandboxError::Unsupported(
+                    "the wasi backend gives guests no sockets, so it cannot grant egress".into(),
+                ));
+            }
             let s = &self.shared;
             let module = spec
                 .module

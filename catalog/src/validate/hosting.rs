@@ -23,8 +23,10 @@ pub(super) fn check(c: &mut Checker, doc: &Map<String, Value>, root: &Pointer) {
     let backend = sandbox(c, ext, &at, doc);
     limits(c, ext, &at);
     c.array(ext, &at, "egress", egress_entry);
-    if backend == Some("none") && ext.get("egress").is_some() {
-        c.report(&at.key("egress"), "an egress allowlist needs a sandbox that enforces it (native, container or wasi)");
+    // Only the native backend runs berth's egress proxy today: the
+    // container backend has no route to it yet and WASI guests no sockets.
+    if matches!(backend, Some("none" | "container" | "wasi")) && ext.get("egress").is_some() {
+        c.report(&at.key("egress"), "an egress allowlist needs a sandbox that enforces it (native)");
     }
     let isolation = c.one_of(ext, &at, "isolation", false, &["shared", "user", "session"]).unwrap_or("shared");
     scaling(c, ext, &at);
@@ -97,7 +99,8 @@ fn human(n: u64) -> String {
     if n >= GIB { format!("{}G", n / GIB) } else { format!("{}M", n / MIB) }
 }
 
-/// `host` or `host:port`; a hostname or an IP address, no wildcards or schemes.
+/// `host` or `host:port`; a hostname (`*.` allowed in front) or an IP
+/// address, no schemes or paths.
 fn egress_entry(c: &mut Checker, v: &Value, at: Pointer) {
     let Some(s) = v.as_str() else {
         c.report(&at, format!("expected \"host\" or \"host:port\", found {}", kind(v)));
@@ -107,6 +110,7 @@ fn egress_entry(c: &mut Checker, v: &Value, at: Pointer) {
         Some((h, p)) if !h.contains(':') || h.starts_with('[') => (h, Some(p)),
         _ => (s, None),
     };
+    let host = host.strip_prefix("*.").unwrap_or(host);
     let host_ok = host.parse::<std::net::IpAddr>().is_ok()
         || host.trim_matches(['[', ']']).parse::<std::net::Ipv6Addr>().is_ok()
         || (!host.is_empty()
@@ -119,7 +123,7 @@ fn egress_entry(c: &mut Checker, v: &Value, at: Pointer) {
             }));
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
     if !host_ok || !port_ok {
-        c.report(&at, format!("expected \"host\" or \"host:port\" (no scheme, path or wildcard), found \"{s}\""));
+        c.report(&at, format!("expected \"host\" or \"host:port\" (no scheme or path), found \"{s}\""));
     }
 }
 

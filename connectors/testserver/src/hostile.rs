@@ -215,3 +215,54 @@ pub fn spin(ms: u64) -> Value {
     let wall = start.elapsed().as_secs_f64();
     json!({"wall_s": wall, "cpu_s": cpu() - cpu0, "ratio": (cpu() - cpu0) / wall, "x": x})
 }
+
+/// Largest proxy or server answer read back (a status line and a small body).
+const MAX_ANSWER: usize = 64 << 10;
+
+/// Asks the proxy in `HTTPS_PROXY` for a `CONNECT` tunnel to `target`
+/// (`host:port`), then sends `GET /` through it: `{ok, proxy, status,
+/// answer}` with the proxy's status line (and body, on refusal), or the
+/// tunnelled server's answer on success.
+pub fn proxy_connect(target: &str) -> Value {
+    let Ok(proxy) = std::env::var("HTTPS_PROXY") else {
+        return json!({"ok": false, "error": "HTTPS_PROXY is not set"});
+    };
+    match tunnel(&proxy, target) {
+        Ok((status, answer)) => json!({"ok": status == 200, "proxy": proxy, "status": status, "answer": answer}),
+        Err(e) => json!({"ok": false, "proxy": proxy, "error": e.to_string()}),
+    }
+}
+
+fn tunnel(proxy: &str, target: &str) -> std::io::Result<(u16, String)> {
+    use std::io::Read;
+    let addr: SocketAddr = proxy
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("proxy address {proxy}: {e}")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")?;
+    // The proxy's head, byte by byte so nothing of the tunnel is consumed.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < MAX_ANSWER {
+        if s.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0);
+    let mut rest = Vec::new();
+    if status == 200 {
+        write!(s, "GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")?;
+    }
+    let _ = s.take(MAX_ANSWER as u64).read_to_end(&mut rest);
+    let answer = if status == 200 {
+        String::from_utf8_lossy(&rest).into_owned()
+    } else {
+        head + &String::from_utf8_lossy(&rest)
+    };
+    Ok((status, answer))
+}

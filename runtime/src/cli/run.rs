@@ -9,7 +9,8 @@ use berth_runtime::front::{Front, FrontConfig};
 use berth_runtime::pool::{Pool, Pools, Scaling};
 use berth_runtime::sandboxes::{Backend, Sandboxes};
 use berth_runtime::upstream::{Era, HostConfig};
-use berth_sandbox::{Limits, Mount, SandboxSpec};
+use berth_sandbox::egress::Allowlist;
+use berth_sandbox::{Limits, Mount, Network, SandboxSpec};
 use clap::ValueEnum;
 
 use super::{parse, shutdown};
@@ -50,6 +51,11 @@ pub struct RunArgs {
     /// stopped, e.g. `500ms` or `30s` (wasi sandbox; default 30s).
     #[arg(long, value_parser = parse::duration)]
     cpu_deadline: Option<Duration>,
+    /// Host the server may reach through berth's egress proxy: `HOST`
+    /// (port 443), `HOST:PORT`, `*.DOMAIN[:PORT]` or an IP literal
+    /// (repeatable; native sandbox). Without it the server has no network.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    allow_hosts: Vec<String>,
     /// The server's protocol era, if known; probed otherwise.
     #[arg(long, value_enum, default_value_t = EraArg::Auto)]
     era: EraArg,
@@ -94,6 +100,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     spec.env = args.env;
     spec.mounts = args.mounts;
     spec.image = args.image;
+    if !args.allow_hosts.is_empty() {
+        match args.sandbox {
+            Backend::Native => {}
+            Backend::None => bail!("--allow-host needs a sandbox that enforces it (--sandbox native)"),
+            _ => bail!("--allow-host is enforced by the native sandbox only (--sandbox native)"),
+        }
+        Allowlist::parse(&args.allow_hosts)?;
+        spec.network = Network::Egress { allow: args.allow_hosts };
+    }
     spec.limits = Limits {
         memory: args.memory,
         pids: args.pids,

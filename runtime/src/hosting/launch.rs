@@ -4,7 +4,7 @@
 
 use berth_catalog::artifact::Artifact;
 use berth_catalog::manifest::{EraHint, Manifest, Registry};
-use berth_sandbox::{Limits, Mount, SandboxSpec};
+use berth_sandbox::{Limits, Mount, Network, SandboxSpec};
 use zeroize::Zeroizing;
 
 use crate::sandboxes::Backend;
@@ -90,6 +90,11 @@ pub fn plan(
         tmpfs: l.tmpfs.map(u64::from),
         ..Limits::default()
     };
+    if !hosting.egress.is_empty() {
+        // Enforced by the sandbox's egress proxy (native backend); the
+        // other backends refuse to launch rather than ignore it.
+        spec.network = Network::Egress { allow: hosting.egress.clone() };
+    }
     let mut config = HostConfig::new(name, spec);
     config.era = match hosting.era {
         EraHint::Auto => None,

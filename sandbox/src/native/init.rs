@@ -12,7 +12,7 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, setgroups, setresgid, setresuid};
 
-use super::{INIT_ENV, InitSpec, SANDBOX_ID, root, seccomp};
+use super::{INIT_ENV, InitSpec, SANDBOX_ID, forward, root, seccomp};
 
 /// If this process was started as a sandbox init, becomes the sandbox and
 /// never returns; otherwise returns at once. Call it first thing in `main`,
@@ -143,6 +143,9 @@ fn become_sandbox(spec: &InitSpec) -> Result<(), Failed> {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWCGROUP;
     unshare(flags).ctx(|| "unshare".into())?;
+    if spec.egress.is_some() {
+        forward::loopback_up()?;
+    }
     root::build(spec)?;
     nix::unistd::sethostname("berth").ctx(|| "sethostname".into())?;
     limit(spec)?;
@@ -156,6 +159,9 @@ fn become_sandbox(spec: &InitSpec) -> Result<(), Failed> {
     let envp: Vec<CString> = spec.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"))).collect::<Result<_, _>>()?;
     drop_privileges()?;
     seccomp::apply()?;
+    if let Some(socket) = &spec.egress {
+        forward::start(socket)?;
+    }
     nix::unistd::execve(&program, &argv, &envp).ctx(|| format!("exec {}", spec.program))?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! every process in the namespace.
 
 mod cgroup;
+mod forward;
 mod init;
 mod root;
 pub(crate) mod seccomp;
@@ -20,7 +21,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
-use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Limits, Mount, Sandbox, SandboxError, SandboxSpec};
+use crate::egress::{Allowlist, EgressProxy};
+use crate::{
+    BoxFuture, ExitStatus, Instance, InstanceControl, Limits, Mount, Network, Sandbox, SandboxError, SandboxSpec,
+};
 
 pub use init::run_init_if_requested;
 
@@ -56,7 +60,20 @@ struct InitSpec {
     root: PathBuf,
     /// `cgroup.procs` files the init adds itself to before anything else.
     cgroup_procs: Vec<PathBuf>,
+    /// The egress proxy's socket (mounted into the sandbox), when the spec
+    /// allows egress: the sandbox then gets a loopback interface and a
+    /// forwarder from `127.0.0.1:`[`PROXY_PORT`] to this socket.
+    #[serde(default)]
+    egress: Option<PathBuf>,
 }
+
+/// The port of the in-sandbox forwarder to the egress proxy; the address
+/// `HTTPS_PROXY` names. The squid port, which proxy-aware tools expect.
+pub const PROXY_PORT: u16 = 3128;
+
+/// The proxy variables set in an instance with egress, upper- and lower-case
+/// because tools disagree on which they read.
+const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"];
 
 /// Runs programs in namespaces with a private root.
 #[derive(Debug, Clone)]
@@ -81,6 +98,7 @@ impl NativeSandbox {
         cgroup::check()?;
         let scratch = std::env::temp_dir().join("berth-sandbox");
         std::fs::create_dir_all(&scratch).map_err(SandboxError::Control)?;
+        EgressProxy::sweep(&scratch);
         Ok(Self { exe, scratch })
     }
 
@@ -107,28 +125,45 @@ impl NativeSandbox {
         }
         let limits = merge(&spec.limits);
         let id = format!("{:016x}", rand::random::<u64>());
+        let mut mounts = spec.mounts.clone();
+        let mut env = spec.environment();
+        // First, so that a bad allowlist leaves nothing behind; dropped
+        // (socket and all) if a later step fails.
+        let egress = match &spec.network {
+            Network::None => None,
+            Network::Egress { allow } => {
+                let allow = Allowlist::parse(allow)?;
+                let dir = self.scratch.join(format!("{}{id}", crate::egress::DIR_PREFIX));
+                let proxy = EgressProxy::start(dir, allow, format!("{id} ({})", spec.program))?;
+                mounts.push(Mount::read_only(proxy.dir()));
+                let url = format!("http://127.0.0.1:{PROXY_PORT}");
+                env.retain(|(k, _)| !PROXY_VARS.contains(&k.as_str()));
+                env.extend(PROXY_VARS.iter().map(|k| ((*k).to_owned(), url.clone())));
+                Some(proxy)
+            }
+        };
         let group = cgroup::Group::create(&id, &limits)?;
         let root = self.scratch.join(&id);
         std::fs::create_dir_all(&root).map_err(SandboxError::Control)?;
-        let mut mounts = spec.mounts.clone();
         if let Some(dir) = program_dir(&spec.program) {
             mounts.push(Mount::read_only(dir));
         }
         let init = InitSpec {
             program: spec.program.clone(),
             args: spec.args.clone(),
-            env: spec.environment(),
+            env,
             cwd: spec.cwd.clone(),
             mounts,
             limits,
             root: root.clone(),
             cgroup_procs: group.procs_files(),
+            egress: egress.as_ref().map(|p| p.socket().to_path_buf()),
         };
         let json = serde_json::to_string(&init).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
         let mut cmd = Command::new(&self.exe);
         cmd.env_clear().env(INIT_ENV, json);
         crate::process::spawn_piped(&mut cmd, &spec.program, |child| {
-            Box::new(NativeControl { child, group: Some(group), root })
+            Box::new(NativeControl { child, group: Some(group), root, egress })
         })
     }
 }
@@ -163,12 +198,16 @@ struct NativeControl {
     child: Child,
     group: Option<cgroup::Group>,
     root: PathBuf,
+    /// The instance's egress proxy; dropped (listener, tunnels and socket
+    /// gone) when the instance ends.
+    egress: Option<EgressProxy>,
 }
 
 impl NativeControl {
     fn cleanup(&mut self) {
         crate::process::kill_group(self.child.id());
         self.group.take();
+        self.egress.take();
         let _ = std::fs::remove_dir(&self.root);
     }
 }

@@ -6,7 +6,7 @@ use rmcp::model::CallToolResult;
 use rmcp::{ErrorData, tool, tool_router};
 use serde_json::Value;
 
-use super::params::{Addr, Count, Megabytes, PathArg, Spin, WriteFile};
+use super::params::{Addr, Count, Megabytes, PathArg, Spin, Target, WriteFile};
 use super::{internal, structured};
 use crate::hostile;
 use crate::server::TestServer;
@@ -74,5 +74,13 @@ impl TestServer {
     #[tool(description = "Hostile: try a TCP connection to ip:port.")]
     async fn connect(&self, Parameters(Addr { addr }): Parameters<Addr>) -> Result<CallToolResult, ErrorData> {
         blocking(move || hostile::connect(&addr)).await
+    }
+
+    #[tool(description = "Hostile: open a CONNECT tunnel to host:port through HTTPS_PROXY and send GET / through it.")]
+    async fn proxy_connect(
+        &self,
+        Parameters(Target { target }): Parameters<Target>,
+    ) -> Result<CallToolResult, ErrorData> {
+        blocking(move || hostile::proxy_connect(&target)).await
     }
 }

@@ -124,3 +124,9 @@ pub struct Addr {
     /// `ip:port`
     pub addr: String,
 }
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Target {
+    /// `host:port` to reach through the proxy named by `HTTPS_PROXY`.
+    pub target: String,
+}
