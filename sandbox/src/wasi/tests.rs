@@ -147,3 +147,12 @@ async fn not_wasm_is_a_module_error() {
     let err = sandbox().launch(&SandboxSpec::command("x", Vec::<String>::new())).await.expect_err("must fail");
     assert!(matches!(err, SandboxError::InvalidSpec(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_guest_that_cannot_instantiate_is_a_launch_error() {
+    // One page (64 KiB) of initial memory does not fit a 32 KiB limit.
+    let mut g = guest(GROW);
+    g.spec.limits.memory = Some(32 << 10);
+    let err = sandbox().launch(&g.spec).await.expect_err("must fail");
+    assert!(matches!(err, SandboxError::Module { .. }), "{err}");
+}
