@@ -90,8 +90,9 @@ def follow(proc: subprocess.Popen, lines: list[str]) -> None:
         for l in stream:
             lines.append(l.rstrip("\n"))
 
-    threading.Thread(target=drain, args=(proc.stderr,), daemon=True).start()
-    threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
+    for stream in (proc.stderr, proc.stdout):
+        if stream is not None:
+            threading.Thread(target=drain, args=(stream,), daemon=True).start()
 
 
 @pytest.fixture

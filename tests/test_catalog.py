@@ -54,9 +54,9 @@ class Served(Berth):
         return super().stop(grace=30)
 
 
-def serve(data_dir: Path, *extra: str) -> Served:
+def serve(data_dir: Path, *extra: str, listen: str = "127.0.0.1:0") -> Served:
     proc = subprocess.Popen(
-        [BERTH_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *extra],
+        [BERTH_BIN, "serve", "--listen", listen, "--data-dir", str(data_dir), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -148,11 +148,10 @@ async def test_first_party_connector_at_latest_and_pinned_urls(served):
             tools, text, is_error = await call(served.mcp(path), mode, "echo", {"text": "pinned ✓"})
             assert "whoami" in tools and not is_error and text == "pinned ✓"
     # The pinned and the latest URL run different versions: different processes.
-    pids = set()
-    for path in ["dev.berth.test/first-party@1.0.0", "dev.berth.test/first-party"]:
-        _, text, _ = await call(served.mcp(path), "2026-07-28", "whoami", {})
-        pids.add((json.loads(text)["pid"], path))
-    assert len(pids) == 2
+    rows = httpx.get(f"{served.base}/admin/v1/instances", headers=served.admin()).json()
+    pids = {r["connector"]: {i["pid"] for i in r["instances"] if i["pid"]} for r in rows}
+    old, new = pids.get("dev.berth.test/first-party@1.0.0"), pids.get("dev.berth.test/first-party@1.1.0")
+    assert old and new and old.isdisjoint(new), pids
 
 
 async def test_examples_are_served_on_first_start(served):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
@@ -22,7 +23,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 from conftest import TESTSERVER
-from test_catalog import first_party_manifest, post_manifest, serve
+from mcp_http import messages, modern_body, modern_headers
+from test_catalog import first_party_manifest, fresh_postgres_database, post_manifest, serve
 
 pytestmark = pytest.mark.anyio
 CONNECTOR = "dev.berth.test/protected"
@@ -243,3 +245,45 @@ def test_a_resource_of_another_server_is_refused(berth):
     client = register(berth).json()["client_id"]
     res = httpx.get(authorize_url(berth, client, pkce()[1], resource="https://elsewhere.example/mcp/x"))
     assert res.status_code in (302, 303) and "error=invalid_target" in res.headers["location"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_clients_and_refresh_tokens_survive_a_restart(tmp_path, database):
+    db = ["--database", fresh_postgres_database()] if database == "postgres" else []
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ("--no-examples", "--auth", "oauth", "--dev-user", f"alice:{PASSWORD}", "--public-url", base, *db)
+    first = serve(tmp_path, *args, listen=f"127.0.0.1:{port}")
+    try:
+        assert post_manifest(first, first_party_manifest(name=CONNECTOR)).status_code == 201
+        client = register(first).json()["client_id"]
+        verifier, challenge = pkce()
+        got = code_for(first, client, challenge)
+        r1 = exchange(first, grant_type="authorization_code", code=got["code"], client_id=client,
+                      redirect_uri=REDIRECT, code_verifier=verifier).json()["refresh_token"]
+        r2 = exchange(first, grant_type="refresh_token", refresh_token=r1, client_id=client).json()["refresh_token"]
+    finally:
+        assert first.stop() == 0
+    second = serve(tmp_path, *args, listen=f"127.0.0.1:{port}")
+    try:
+        # The registration is still there: its authorization page renders.
+        assert httpx.get(authorize_url(second, client, challenge)).status_code == 200
+        refreshed = exchange(second, grant_type="refresh_token", refresh_token=r2, client_id=client)
+        assert refreshed.status_code == 200, refreshed.text
+        access = refreshed.json()["access_token"]
+        body = modern_body("tools/call", {"name": "echo", "arguments": {"text": "after restart"}})
+        res = httpx.post(second.mcp(CONNECTOR), json=body, headers=modern_headers(body, Authorization=f"Bearer {access}"), timeout=60)
+        assert res.status_code == 200, res.text
+        assert messages(res)[-1]["result"]["content"][0]["text"] == "after restart"
+        # r1 was spent before the restart: its reuse still revokes the family.
+        assert exchange(second, grant_type="refresh_token", refresh_token=r1, client_id=client).json()["error"] == "invalid_grant"
+        r3 = refreshed.json()["refresh_token"]
+        assert exchange(second, grant_type="refresh_token", refresh_token=r3, client_id=client).json()["error"] == "invalid_grant"
+    finally:
+        second.stop()

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use sqlx::{AnyPool, Row};
 use url::Url;
 
 use crate::error::OAuthError;
@@ -33,7 +34,7 @@ pub struct ClientMetadata {
 }
 
 /// A registered client, as returned to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
     /// The id it uses from now on.
     pub client_id: String,
@@ -51,21 +52,37 @@ pub struct Client {
     pub token_endpoint_auth_method: String,
 }
 
-/// The registered clients.
+/// The registered clients: in memory, written through to the database
+/// when there is one, so registrations survive a restart.
 #[derive(Default)]
 pub struct Clients {
     by_id: RwLock<HashMap<String, Client>>,
     /// Most clients kept; registration is open to anyone.
     limit: usize,
+    db: Option<AnyPool>,
 }
 
 impl Clients {
     pub(crate) fn new(limit: usize) -> Self {
-        Self { by_id: RwLock::default(), limit }
+        Self { by_id: RwLock::default(), limit, db: None }
+    }
+
+    /// Loads the clients stored in `db` and keeps writing there.
+    pub(crate) async fn load(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
+        let rows = sqlx::query("SELECT client FROM berth_oauth_clients").fetch_all(&db).await?;
+        let mut map = self.by_id.write();
+        for r in rows {
+            if let Ok(c) = serde_json::from_str::<Client>(&r.try_get::<String, _>("client")?) {
+                map.insert(c.client_id.clone(), c);
+            }
+        }
+        drop(map);
+        self.db = Some(db);
+        Ok(())
     }
 
     /// Registers a client after checking its metadata.
-    pub fn register(&self, meta: ClientMetadata) -> Result<Client, OAuthError> {
+    pub async fn register(&self, meta: ClientMetadata) -> Result<Client, OAuthError> {
         let bad = |d: String| OAuthError::new("invalid_client_metadata", d);
         if meta.redirect_uris.is_empty() {
             return Err(OAuthError::new("invalid_redirect_uri", "at least one redirect_uri is required"));
@@ -96,11 +113,23 @@ impl Clients {
             response_types: vec!["code".into()],
             token_endpoint_auth_method: "none".into(),
         };
-        let mut all = self.by_id.write();
-        if all.len() >= self.limit {
+        if self.by_id.read().len() >= self.limit {
             return Err(OAuthError::new("temporarily_unavailable", "too many registered clients"));
         }
-        all.insert(client.client_id.clone(), client.clone());
+        if let Some(db) = &self.db {
+            let stored = serde_json::to_string(&client).unwrap_or_default();
+            sqlx::query("INSERT INTO berth_oauth_clients (client_id, client, issued_ms) VALUES ($1, $2, $3)")
+                .bind(&client.client_id)
+                .bind(stored)
+                .bind(client.client_id_issued_at as i64 * 1000)
+                .execute(db)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "client registration not stored");
+                    OAuthError::new("temporarily_unavailable", "registration could not be stored")
+                })?;
+        }
+        self.by_id.write().insert(client.client_id.clone(), client.clone());
         tracing::info!(client_id = %client.client_id, name = %client.client_name, "client registered");
         Ok(client)
     }

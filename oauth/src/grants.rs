@@ -3,12 +3,13 @@
 //! stolen: the whole family of tokens it started is revoked.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use sqlx::{AnyPool, Row};
 
 /// What an authorization code (and every token from it) stands for.
 #[derive(Debug, Clone)]
@@ -28,14 +29,15 @@ struct Code {
     redirect_uri: String,
     challenge: String,
     expires: Instant,
-    family: u64,
+    family: String,
 }
 
 struct Refresh {
     grant: Grant,
-    family: u64,
+    family: String,
     used: bool,
-    expires: Instant,
+    /// Wall-clock, in ms since the epoch: it outlives this process.
+    expires_ms: i64,
 }
 
 /// Why a code or refresh token was refused.
@@ -53,12 +55,25 @@ pub enum GrantError {
     /// The PKCE verifier does not match the challenge.
     #[error("code_verifier does not match the code_challenge")]
     Pkce,
+    /// The token could not be stored, so it is not issued.
+    #[error("the token could not be stored; try again")]
+    Storage,
 }
 
-/// The live codes and refresh tokens.
+/// The live codes and refresh tokens. Refresh tokens are written through
+/// to the database when there is one, so a restart does not log every
+/// client out; codes live a minute and stay in memory.
 #[derive(Default)]
 pub struct Grants {
     inner: Mutex<State>,
+    db: Option<AnyPool>,
+}
+
+/// A change to the stored refresh tokens, applied after the lock is released.
+enum Write {
+    Insert { hash: String, family: String, grant: Grant, expires_ms: i64 },
+    Spend { hash: String },
+    Revoke { family: String },
 }
 
 #[derive(Default)]
@@ -66,9 +81,16 @@ struct State {
     codes: HashMap<String, Code>,
     /// Hashes of redeemed codes, kept until they would have expired, so a
     /// replay is recognised and its family revoked.
-    redeemed: HashMap<String, (u64, Instant)>,
+    redeemed: HashMap<String, (String, Instant)>,
     refresh: HashMap<String, Refresh>,
-    next_family: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn expiry_ms(ttl: Duration) -> i64 {
+    now_ms().saturating_add(ttl.as_millis() as i64)
 }
 
 fn hash(secret: &str) -> String {
@@ -90,9 +112,8 @@ impl Grants {
     /// A new single-use code.
     pub(crate) fn code(&self, grant: Grant, redirect_uri: &str, challenge: &str, ttl: Duration) -> String {
         let code = secret();
+        let family = hex::encode(rand::random::<[u8; 16]>());
         let mut s = self.inner.lock();
-        s.next_family += 1;
-        let family = s.next_family;
         let now = Instant::now();
         s.codes.retain(|_, c| c.expires > now);
         s.redeemed.retain(|_, (_, exp)| *exp > now);
@@ -103,8 +124,37 @@ impl Grants {
         code
     }
 
+    /// Loads the unexpired refresh tokens stored in `db` and keeps writing there.
+    pub(crate) async fn load(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM berth_oauth_refresh WHERE expires_ms <= $1").bind(now_ms()).execute(&db).await?;
+        let rows = sqlx::query(
+            "SELECT token_hash, family, client_id, user_id, resource, scope, used, expires_ms FROM berth_oauth_refresh",
+        )
+        .fetch_all(&db)
+        .await?;
+        let mut s = self.inner.lock();
+        for r in rows {
+            let grant = Grant {
+                user: r.try_get("user_id")?,
+                client_id: r.try_get("client_id")?,
+                resource: r.try_get("resource")?,
+                scope: r.try_get("scope")?,
+            };
+            let refresh = Refresh {
+                grant,
+                family: r.try_get("family")?,
+                used: r.try_get::<i64, _>("used")? != 0,
+                expires_ms: r.try_get("expires_ms")?,
+            };
+            s.refresh.insert(r.try_get("token_hash")?, refresh);
+        }
+        drop(s);
+        self.db = Some(db);
+        Ok(())
+    }
+
     /// Redeems a code; returns its grant and a refresh token in its family.
-    pub(crate) fn redeem(
+    pub(crate) async fn redeem(
         &self,
         code: &str,
         client_id: &str,
@@ -112,70 +162,127 @@ impl Grants {
         verifier: &str,
         refresh_ttl: Duration,
     ) -> Result<(Grant, String), GrantError> {
+        let (result, writes) = self.redeem_locked(code, client_id, redirect_uri, verifier, refresh_ttl);
+        self.store(writes).await?;
+        result
+    }
+
+    fn redeem_locked(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: &str,
+        refresh_ttl: Duration,
+    ) -> (Result<(Grant, String), GrantError>, Vec<Write>) {
         let h = hash(code);
         let mut s = self.inner.lock();
         let Some(c) = s.codes.remove(&h) else {
-            if let Some((family, _)) = s.redeemed.get(&h).copied() {
-                revoke(&mut s, family);
+            if let Some((family, _)) = s.redeemed.get(&h).cloned() {
                 tracing::warn!(family, "authorization code replayed; its tokens are revoked");
-                return Err(GrantError::Replayed);
+                return (Err(GrantError::Replayed), vec![revoke(&mut s, family)]);
             }
-            return Err(GrantError::Unknown);
+            return (Err(GrantError::Unknown), vec![]);
         };
-        s.redeemed.insert(h, (c.family, c.expires));
+        s.redeemed.insert(h, (c.family.clone(), c.expires));
         if c.expires <= Instant::now() {
-            return Err(GrantError::Unknown);
+            return (Err(GrantError::Unknown), vec![]);
         }
         if c.grant.client_id != client_id || c.redirect_uri != redirect_uri {
-            return Err(GrantError::Mismatch);
+            return (Err(GrantError::Mismatch), vec![]);
         }
         if !pkce_matches(verifier, &c.challenge) {
-            return Err(GrantError::Pkce);
+            return (Err(GrantError::Pkce), vec![]);
         }
-        let refresh = secret();
-        s.refresh.insert(
-            hash(&refresh),
-            Refresh { grant: c.grant.clone(), family: c.family, used: false, expires: Instant::now() + refresh_ttl },
-        );
-        Ok((c.grant, refresh))
+        let (refresh, write) = issue(&mut s, c.grant.clone(), c.family, refresh_ttl);
+        (Ok((c.grant, refresh)), vec![write])
     }
 
     /// Rotates a refresh token: the old one is spent, a new one returned.
     /// Presenting a spent one revokes its family (RFC 9700 §4.14).
-    pub(crate) fn rotate(
+    pub(crate) async fn rotate(
         &self,
         token: &str,
         client_id: &str,
         refresh_ttl: Duration,
     ) -> Result<(Grant, String), GrantError> {
+        let (result, writes) = self.rotate_locked(token, client_id, refresh_ttl);
+        self.store(writes).await?;
+        result
+    }
+
+    fn rotate_locked(
+        &self,
+        token: &str,
+        client_id: &str,
+        refresh_ttl: Duration,
+    ) -> (Result<(Grant, String), GrantError>, Vec<Write>) {
         let mut s = self.inner.lock();
         let h = hash(token);
         let (grant, family) = match s.refresh.get_mut(&h) {
-            None => return Err(GrantError::Unknown),
+            None => return (Err(GrantError::Unknown), vec![]),
             Some(r) if r.used => {
-                let family = r.family;
-                revoke(&mut s, family);
+                let family = r.family.clone();
                 tracing::warn!(family, "refresh token reused; its family is revoked");
-                return Err(GrantError::Replayed);
+                return (Err(GrantError::Replayed), vec![revoke(&mut s, family)]);
             }
-            Some(r) if r.expires <= Instant::now() => return Err(GrantError::Unknown),
-            Some(r) if r.grant.client_id != client_id => return Err(GrantError::Mismatch),
+            Some(r) if r.expires_ms <= now_ms() => return (Err(GrantError::Unknown), vec![]),
+            Some(r) if r.grant.client_id != client_id => return (Err(GrantError::Mismatch), vec![]),
             Some(r) => {
                 r.used = true;
-                (r.grant.clone(), r.family)
+                (r.grant.clone(), r.family.clone())
             }
         };
-        let next = secret();
-        s.refresh.insert(
-            hash(&next),
-            Refresh { grant: grant.clone(), family, used: false, expires: Instant::now() + refresh_ttl },
-        );
-        Ok((grant, next))
+        let (next, write) = issue(&mut s, grant.clone(), family, refresh_ttl);
+        (Ok((grant, next)), vec![Write::Spend { hash: h }, write])
+    }
+
+    /// Applies `writes` to the database, if there is one. A failure refuses
+    /// the request: a token that was not stored must not be handed out.
+    async fn store(&self, writes: Vec<Write>) -> Result<(), GrantError> {
+        let Some(db) = &self.db else { return Ok(()) };
+        for w in writes {
+            let q = match w {
+                Write::Insert { hash, family, grant, expires_ms } => sqlx::query(
+                    "INSERT INTO berth_oauth_refresh \
+                     (token_hash, family, client_id, user_id, resource, scope, used, expires_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+                )
+                .bind(hash)
+                .bind(family)
+                .bind(grant.client_id)
+                .bind(grant.user)
+                .bind(grant.resource)
+                .bind(grant.scope)
+                .bind(expires_ms),
+                Write::Spend { hash } => {
+                    sqlx::query("UPDATE berth_oauth_refresh SET used = 1 WHERE token_hash = $1").bind(hash)
+                }
+                Write::Revoke { family } => {
+                    sqlx::query("DELETE FROM berth_oauth_refresh WHERE family = $1").bind(family)
+                }
+            };
+            q.execute(db).await.map_err(|e| {
+                tracing::error!(error = %e, "refresh token store");
+                GrantError::Storage
+            })?;
+        }
+        Ok(())
     }
 }
 
-fn revoke(s: &mut State, family: u64) {
+/// A new refresh token in `family`.
+fn issue(s: &mut State, grant: Grant, family: String, ttl: Duration) -> (String, Write) {
+    let token = secret();
+    let h = hash(&token);
+    let expires_ms = expiry_ms(ttl);
+    s.refresh.insert(h.clone(), Refresh { grant: grant.clone(), family: family.clone(), used: false, expires_ms });
+    (token, Write::Insert { hash: h, family, grant, expires_ms })
+}
+
+fn revoke(s: &mut State, family: String) -> Write {
     s.refresh.retain(|_, r| r.family != family);
+    Write::Revoke { family }
 }
 
 #[cfg(test)]
@@ -196,43 +303,82 @@ mod tests {
         assert!(!pkce_matches(&VERIFIER.replace('d', "e"), CHALLENGE));
     }
 
-    #[test]
-    fn a_replayed_code_revokes_what_it_issued() {
+    #[tokio::test]
+    async fn a_replayed_code_revokes_what_it_issued() {
         let g = Grants::default();
         let ttl = Duration::from_secs(60);
         let code = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
-        assert_eq!(g.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).err(), None);
+        assert_eq!(g.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).await.err(), None);
         let code2 = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
-        let (_, refresh) = g.redeem(&code2, "c", "https://a/cb", VERIFIER, ttl).unwrap();
-        assert_eq!(g.redeem(&code2, "c", "https://a/cb", VERIFIER, ttl).err(), Some(GrantError::Replayed));
-        assert_eq!(g.rotate(&refresh, "c", ttl).err(), Some(GrantError::Unknown), "the family is gone");
+        let (_, refresh) = g.redeem(&code2, "c", "https://a/cb", VERIFIER, ttl).await.unwrap();
+        assert_eq!(g.redeem(&code2, "c", "https://a/cb", VERIFIER, ttl).await.err(), Some(GrantError::Replayed));
+        assert_eq!(g.rotate(&refresh, "c", ttl).await.err(), Some(GrantError::Unknown), "the family is gone");
     }
 
-    #[test]
-    fn a_code_is_bound_to_its_client_redirect_and_verifier() {
+    #[tokio::test]
+    async fn a_code_is_bound_to_its_client_redirect_and_verifier() {
         let g = Grants::default();
         let ttl = Duration::from_secs(60);
         let code = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
-        assert_eq!(g.redeem(&code, "other", "https://a/cb", VERIFIER, ttl).err(), Some(GrantError::Mismatch));
+        assert_eq!(g.redeem(&code, "other", "https://a/cb", VERIFIER, ttl).await.err(), Some(GrantError::Mismatch));
         let code = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
-        assert_eq!(g.redeem(&code, "c", "https://a/cb2", VERIFIER, ttl).err(), Some(GrantError::Mismatch));
+        assert_eq!(g.redeem(&code, "c", "https://a/cb2", VERIFIER, ttl).await.err(), Some(GrantError::Mismatch));
         let code = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
         let wrong = "x".repeat(43);
-        assert_eq!(g.redeem(&code, "c", "https://a/cb", &wrong, ttl).err(), Some(GrantError::Pkce));
+        assert_eq!(g.redeem(&code, "c", "https://a/cb", &wrong, ttl).await.err(), Some(GrantError::Pkce));
     }
 
-    #[test]
-    fn a_reused_refresh_token_revokes_its_family() {
+    #[tokio::test]
+    async fn a_reused_refresh_token_revokes_its_family() {
         let g = Grants::default();
         let ttl = Duration::from_secs(60);
         let code = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
-        let (_, r1) = g.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).unwrap();
-        let (_, r2) = g.rotate(&r1, "c", ttl).unwrap();
-        assert_eq!(g.rotate(&r1, "c", ttl).err(), Some(GrantError::Replayed));
+        let (_, r1) = g.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).await.unwrap();
+        let (_, r2) = g.rotate(&r1, "c", ttl).await.unwrap();
+        assert_eq!(g.rotate(&r1, "c", ttl).await.err(), Some(GrantError::Replayed));
         assert_eq!(
-            g.rotate(&r2, "c", ttl).err(),
+            g.rotate(&r2, "c", ttl).await.err(),
             Some(GrantError::Unknown),
             "the thief's and the user's tokens both die"
         );
+    }
+
+    async fn stored(url: &str) -> Grants {
+        let mut g = Grants::default();
+        g.load(crate::db::open(url).await.unwrap()).await.unwrap();
+        g
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_and_their_revocation_outlive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let ttl = Duration::from_secs(60);
+        let g = stored(&url).await;
+        let code = g.code(grant(), "https://a/cb", CHALLENGE, ttl);
+        let (_, r1) = g.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).await.unwrap();
+        let (_, r2) = g.rotate(&r1, "c", ttl).await.unwrap();
+        drop(g);
+
+        let g = stored(&url).await;
+        let (granted, r3) = g.rotate(&r2, "c", ttl).await.unwrap();
+        assert_eq!(granted.user, "alice");
+        assert_eq!(g.rotate(&r1, "c", ttl).await.err(), Some(GrantError::Replayed), "r1 was spent before the restart");
+        drop(g);
+
+        let g = stored(&url).await;
+        assert_eq!(g.rotate(&r3, "c", ttl).await.err(), Some(GrantError::Unknown), "the revocation was stored");
+    }
+
+    #[tokio::test]
+    async fn expired_refresh_tokens_are_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let g = stored(&url).await;
+        let code = g.code(grant(), "https://a/cb", CHALLENGE, Duration::from_secs(60));
+        let (_, r1) = g.redeem(&code, "c", "https://a/cb", VERIFIER, Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let g = stored(&url).await;
+        assert_eq!(g.rotate(&r1, "c", Duration::from_secs(60)).await.err(), Some(GrantError::Unknown));
     }
 }

@@ -2,11 +2,10 @@
 //! through the admin API, sealed at rest, handed only to the sandbox that
 //! runs the connector. No API returns a value; listings give names only.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Row, SqlSafeStr};
+use sqlx::{AnyPool, Row};
 use zeroize::Zeroizing;
 
 use crate::seal::{SealError, Sealer};
@@ -17,9 +16,6 @@ pub enum SecretError {
     /// The database.
     #[error("secret store database: {0}")]
     Database(#[from] sqlx::Error),
-    /// Its schema.
-    #[error("secret store migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
     /// Sealing or opening.
     #[error(transparent)]
     Seal(#[from] SealError),
@@ -39,20 +35,7 @@ pub struct SecretInfo {
 /// The sealed secrets, in the catalog's database.
 pub struct SecretStore {
     pool: AnyPool,
-    sealer: Sealer,
-}
-
-fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "secrets".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/0001_secrets.sql").into_sql_str(),
-        false,
-    )]);
-    // The catalog migrates the same database with its own history table.
-    m.dangerous_set_table_name("_berth_oauth_migrations");
-    m
+    sealer: Arc<Sealer>,
 }
 
 /// Binds a sealed value to its row.
@@ -61,17 +44,9 @@ fn aad(connector: &str, user: &str, name: &str) -> Vec<u8> {
 }
 
 impl SecretStore {
-    /// Opens the store in the database at `url`, sealing with `sealer`.
-    pub async fn open(url: &str, sealer: Sealer) -> Result<Self, SecretError> {
-        sqlx::any::install_default_drivers();
-        let url =
-            if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
-        let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
-        if url.starts_with("sqlite:") {
-            sqlx::query("PRAGMA busy_timeout = 10000").execute(&pool).await?;
-        }
-        migrator().run(&pool).await?;
-        Ok(Self { pool, sealer })
+    /// The store in `pool` (see [`crate::db::open`]), sealing with `sealer`.
+    pub fn new(pool: AnyPool, sealer: Arc<Sealer>) -> Self {
+        Self { pool, sealer }
     }
 
     /// Sets a secret (connector-wide when `user` is `None`).

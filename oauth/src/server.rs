@@ -11,14 +11,19 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sqlx::AnyPool;
 use url::Url;
 
 use crate::clients::Clients;
 use crate::error::OAuthError;
 use crate::grants::{Grant, GrantError, Grants};
 use crate::keys::Keyring;
+use crate::pats::Pats;
 use crate::token::{self, AccessClaims, TokenError};
 use crate::users::Users;
+
+/// How long a browser stays signed in to berth.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// Lifetimes and the issuer.
 #[derive(Debug, Clone)]
@@ -128,6 +133,8 @@ pub struct AuthorizationServer {
     pub clients: Clients,
     /// Local accounts.
     pub users: Users,
+    /// Personal access tokens.
+    pub pats: Pats,
     grants: Grants,
     pending: Mutex<HashMap<String, Pending>>,
     /// `(client, state)` pairs already seen, so a state is single-use.
@@ -142,10 +149,20 @@ impl AuthorizationServer {
             keys,
             clients: Clients::new(10_000),
             users: Users::default(),
+            pats: Pats::default(),
             grants: Grants::default(),
             pending: Mutex::default(),
             states: Mutex::default(),
         }
+    }
+
+    /// Keeps registered clients, refresh tokens and personal access tokens in `db` (see
+    /// [`crate::db::open`]), loading what an earlier run stored, so a restart
+    /// logs no client out.
+    pub async fn persist(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
+        self.clients.load(db.clone()).await?;
+        self.pats.load(db.clone()).await?;
+        self.grants.load(db).await
     }
 
     /// The issuer URL.
@@ -298,7 +315,7 @@ impl AuthorizationServer {
     }
 
     /// `POST /token`, form fields already decoded.
-    pub fn token(&self, form: &HashMap<String, String>) -> Result<TokenResponse, OAuthError> {
+    pub async fn token(&self, form: &HashMap<String, String>) -> Result<TokenResponse, OAuthError> {
         let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let client_id = field("client_id").ok_or_else(|| OAuthError::new("invalid_client", "client_id is required"))?;
         if self.clients.get(client_id).is_none() {
@@ -311,12 +328,15 @@ impl AuthorizationServer {
                     field("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
                 let verifier =
                     field("code_verifier").ok_or_else(|| OAuthError::invalid_request("code_verifier is required"))?;
-                self.grants.redeem(code, client_id, redirect, verifier, self.config.refresh_ttl).map_err(grant_error)?
+                self.grants
+                    .redeem(code, client_id, redirect, verifier, self.config.refresh_ttl)
+                    .await
+                    .map_err(grant_error)?
             }
             Some("refresh_token") => {
                 let token =
                     field("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-                self.grants.rotate(token, client_id, self.config.refresh_ttl).map_err(grant_error)?
+                self.grants.rotate(token, client_id, self.config.refresh_ttl).await.map_err(grant_error)?
             }
             Some(other) => return Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported"))),
             None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -344,6 +364,21 @@ impl AuthorizationServer {
         })
     }
 
+    /// A browser session for `user` (a cookie value): a token whose audience
+    /// is this server's session endpoint, so it is good for nothing else.
+    pub fn session(&self, user: &str) -> String {
+        token::issue(&self.keys, &self.config.issuer, user, &self.session_audience(), "berth", "", SESSION_TTL)
+    }
+
+    /// The user a session cookie value stands for, if it is valid.
+    pub fn session_user(&self, cookie: &str) -> Option<String> {
+        token::verify(&self.keys, cookie, &self.config.issuer, &self.session_audience()).ok().map(|c| c.sub)
+    }
+
+    fn session_audience(&self) -> String {
+        format!("{}/session", self.config.issuer)
+    }
+
     /// Checks a bearer token presented to `resource`.
     pub fn verify(&self, token: &str, resource: &str) -> Result<AccessClaims, TokenError> {
         token::verify(&self.keys, token, &self.config.issuer, resource)
@@ -366,7 +401,10 @@ impl AuthorizationServer {
 }
 
 fn grant_error(e: GrantError) -> OAuthError {
-    OAuthError::invalid_grant(e.to_string())
+    match e {
+        GrantError::Storage => OAuthError::new("temporarily_unavailable", e.to_string()),
+        _ => OAuthError::invalid_grant(e.to_string()),
+    }
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,4 +1,4 @@
-//! The runtime's own tables (audit trail, tool pins), in the catalog's
+//! The runtime's own tables (audit trail, tool pins, user policies), in the catalog's
 //! database with a migration history of their own.
 
 use sqlx::AnyPool;
@@ -13,6 +13,7 @@ fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
         migration(1, "audit", include_str!("../migrations/0001_audit.sql")),
         migration(2, "tool pins", include_str!("../migrations/0002_tool_pins.sql")),
+        migration(3, "user policies", include_str!("../migrations/0003_policies.sql")),
     ]);
     m.dangerous_set_table_name("_berth_runtime_migrations");
     m

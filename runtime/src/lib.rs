@@ -15,6 +15,7 @@ pub mod front;
 pub mod hosting;
 pub mod jsonrpc;
 pub mod pins;
+pub mod policies;
 pub mod policy;
 pub mod pool;
 pub mod sandboxes;

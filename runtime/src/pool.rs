@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_sandbox::Sandbox;
 use parking_lot::{Mutex, RwLock};
@@ -18,6 +18,9 @@ use tokio::sync::broadcast;
 
 use crate::jsonrpc::ErrorObject;
 use crate::upstream::{Broadcast, Host, HostConfig, Ready};
+
+/// The longest a retired pool's in-flight requests may run on.
+const RETIRE_GRACE: Duration = Duration::from_secs(300);
 
 /// How many instances, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +70,9 @@ pub struct Pool {
     growing: Mutex<bool>,
     /// Requests waiting for the first instance to start.
     waiting: AtomicUsize,
+    /// When what this pool launches with (an injected upstream token) goes
+    /// stale: from then on new requests get a fresh pool and this one drains.
+    expires: Mutex<Option<Instant>>,
 }
 
 impl Pool {
@@ -82,7 +88,29 @@ impl Pool {
             events: broadcast::channel(256).0,
             growing: Mutex::new(false),
             waiting: AtomicUsize::new(0),
+            expires: Mutex::new(None),
         })
+    }
+
+    /// Marks the pool stale from `at` (see [`Pools::for_user`]).
+    pub fn expire_at(&self, at: Instant) {
+        *self.expires.lock() = Some(at);
+    }
+
+    fn expired(&self) -> bool {
+        self.expires.lock().is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Stops the instances once the requests they are serving are done
+    /// (or after [`RETIRE_GRACE`]), off the caller's path.
+    pub fn retire(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let deadline = Instant::now() + RETIRE_GRACE;
+            while Instant::now() < deadline && self.instances().iter().any(|i| i.in_flight > 0) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            self.shutdown();
+        });
     }
 
     /// Notifications from every instance.
@@ -277,8 +305,17 @@ impl Pools {
             Isolation::Shared => String::new(),
             Isolation::User | Isolation::Session => user.unwrap_or("").to_owned(),
         };
-        if let Some(p) = self.by_user.lock().get(&key) {
-            return Ok(p.clone());
+        let stale = {
+            let mut map = self.by_user.lock();
+            match map.get(&key) {
+                Some(p) if !p.expired() => return Ok(p.clone()),
+                Some(_) => map.remove(&key),
+                None => None,
+            }
+        };
+        if let Some(old) = stale {
+            tracing::info!(pool = %old.name, "credentials renewed: new requests go to fresh instances");
+            old.retire();
         }
         // Two first requests may both make one; pools launch lazily, so the
         // loser costs nothing.

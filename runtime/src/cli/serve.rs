@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_catalog::artifact::Artifacts;
 use berth_catalog::{Manifest, Store, StoreError};
-use berth_oauth::{AuthConfig, AuthorizationServer, Keyring, Sealer, SecretStore};
+use berth_oauth::{AuthConfig, AuthorizationServer, Broker, Keyring, OidcLogin, ProviderConfig, Sealer, SecretStore};
 use berth_runtime::audit::{Audit, AuditStore};
 use berth_runtime::front::FrontConfig;
 use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
@@ -17,6 +17,7 @@ use berth_runtime::sandboxes::Backend;
 use berth_runtime::serve::{AppState, router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
 
 use super::{examples, shutdown};
 
@@ -62,6 +63,18 @@ pub struct ServeArgs {
     /// for development until an upstream identity provider is configured).
     #[arg(long = "dev-user", env = "BERTH_DEV_USERS", value_delimiter = ',', hide_env_values = true)]
     dev_users: Vec<String>,
+    /// Sign users in through this OpenID Connect provider (its issuer URL).
+    #[arg(long, env = "BERTH_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// berth's client id at the OIDC provider.
+    #[arg(long, env = "BERTH_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// berth's client secret at the OIDC provider.
+    #[arg(long, env = "BERTH_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// The ID token claim listing a user's groups.
+    #[arg(long, env = "BERTH_OIDC_GROUPS_CLAIM")]
+    oidc_groups_claim: Option<String>,
     /// Do not publish the example connectors on start.
     #[arg(long)]
     no_examples: bool,
@@ -96,6 +109,10 @@ struct FileConfig {
     examples: Option<bool>,
     auth: Option<AuthMode>,
     public_url: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_groups_claim: Option<String>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]
@@ -114,6 +131,9 @@ struct Settings {
     auth: Option<AuthMode>,
     public_url: Option<String>,
     dev_users: Vec<String>,
+    /// Sign-in through an upstream OIDC provider, if configured.
+    oidc: Option<ProviderConfig>,
+    oidc_groups_claim: String,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
 }
@@ -134,7 +154,19 @@ impl Settings {
             .database
             .or(file.database)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("catalog.db").display()));
+        let oidc = match (args.oidc_issuer.or(file.oidc_issuer), args.oidc_client_id.or(file.oidc_client_id)) {
+            (Some(issuer), Some(client_id)) => Some(ProviderConfig {
+                issuer: Some(issuer),
+                client_id,
+                client_secret: args.oidc_client_secret.or(file.oidc_client_secret),
+                ..ProviderConfig::default()
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!("OIDC sign-in needs both --oidc-issuer and --oidc-client-id"),
+        };
         Ok(Self {
+            oidc,
+            oidc_groups_claim: args.oidc_groups_claim.or(file.oidc_groups_claim).unwrap_or_else(|| "groups".into()),
             listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             database,
             admin_token: args.admin_token.or(file.admin_token),
@@ -206,33 +238,55 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         front.allow.hosts.push(settings.listen.ip().to_string());
     }
     front.allow.origins = settings.allowed_origins.clone();
-    let sealer = match std::env::var("BERTH_SECRET_KEYS") {
+    let sealer = Arc::new(match std::env::var("BERTH_SECRET_KEYS") {
         Ok(keys) => Sealer::from_lines(&keys, "BERTH_SECRET_KEYS")?,
         Err(_) => Sealer::load_or_create(&settings.data_dir.join("secret-keys"))?,
-    };
-    let secrets = SecretStore::open(&settings.database, sealer)
+    });
+    let oauth_db = berth_oauth::db::open(&settings.database)
         .await
-        .with_context(|| format!("opening the secret store in {}", redact(&settings.database)))?;
+        .with_context(|| format!("opening the secrets and OAuth tables in {}", redact(&settings.database)))?;
+    let secrets = SecretStore::new(oauth_db.clone(), sealer.clone());
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let auth = authorization_server(&settings, addr, oauth_db.clone()).await?;
+    let broker =
+        auth.as_ref().map(|a| Arc::new(Broker::new(oauth_db, sealer, format!("{}/connect/callback", a.issuer()))));
+    let login = match (&auth, &settings.oidc) {
+        (Some(a), Some(config)) => {
+            let login =
+                OidcLogin::new(config.clone(), &format!("{}/login/callback", a.issuer()), &settings.oidc_groups_claim)
+                    .await
+                    .context("setting up sign-in through the OIDC provider")?;
+            tracing::info!(issuer = login.issuer(), "users sign in through the OIDC provider");
+            Some(Arc::new(login))
+        }
+        (None, Some(_)) => anyhow::bail!("OIDC sign-in needs --auth oauth"),
+        _ => None,
+    };
     let hosting = Hosting::new(
         store,
         Arc::new(secrets),
         Some(runtime_db),
         Artifacts::new(settings.data_dir.join("artifacts")),
-        HostingConfig { default_backend: settings.default_sandbox, materialize: settings.materialize, front },
+        HostingConfig {
+            default_backend: settings.default_sandbox,
+            materialize: settings.materialize,
+            front,
+            broker: broker.clone(),
+        },
     );
     if settings.examples {
         for manifest in examples::manifests() {
             publish_example(&hosting, manifest).await;
         }
     }
-    let listener =
-        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    let auth = authorization_server(&settings, addr)?;
     let state = Arc::new(AppState {
         hosting: hosting.clone(),
         admin_token_sha256: Sha256::digest(token.as_bytes()).into(),
         auth,
+        login,
+        broker,
         audit: Some(audit),
         metrics,
     });
@@ -256,7 +310,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// berth's authorization server, if the MCP URLs are to need OAuth.
-fn authorization_server(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Option<Arc<AuthorizationServer>>> {
+async fn authorization_server(
+    settings: &Settings,
+    addr: SocketAddr,
+    db: AnyPool,
+) -> anyhow::Result<Option<Arc<AuthorizationServer>>> {
     let mode = settings.auth.unwrap_or(if addr.ip().is_loopback() { AuthMode::None } else { AuthMode::Oauth });
     if mode == AuthMode::None {
         if !addr.ip().is_loopback() {
@@ -266,7 +324,8 @@ fn authorization_server(settings: &Settings, addr: SocketAddr) -> anyhow::Result
     }
     let issuer = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let keys = Keyring::load_or_create(&settings.data_dir.join("signing-keys.json"), KEY_ROTATION)?;
-    let server = AuthorizationServer::new(AuthConfig::new(issuer), keys);
+    let mut server = AuthorizationServer::new(AuthConfig::new(issuer), keys);
+    server.persist(db).await.context("loading registered OAuth clients and refresh tokens")?;
     for user in &settings.dev_users {
         let (name, password) = user.split_once(':').context("--dev-user takes NAME:PASSWORD")?;
         server.users.add(name, password);

@@ -233,8 +233,8 @@ impl Relay {
     }
 
     async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
-        if let Err(e) = self.front.check_call(&self.req.method, self.req.params.as_ref()) {
-            let caller = self.caller();
+        let caller = self.caller();
+        if let Err(e) = self.front.check_call(&self.req.method, self.req.params.as_ref(), &caller) {
             self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
             return Err(e);
         }
@@ -323,7 +323,7 @@ impl Relay {
                         let tool = self.req.target_name().unwrap_or("");
                         self.front.audit(&self.caller(), tool, Decision::Allow, Some(&outcome), self.started);
                     }
-                    let outcome = outcome.map(|r| self.front.filter_result(&self.req.method, r));
+                    let outcome = outcome.map(|r| self.front.filter_result(&self.req.method, r, &self.caller()));
                     out.send(jsonrpc::response(&self.req.id, &outcome), true).await;
                     return;
                 }

@@ -71,6 +71,8 @@ pub struct FrontConfig {
     pub audit: Option<Audit>,
     /// Approved tool definitions, when pinning is on.
     pub pins: Option<Arc<Pins>>,
+    /// Per-user narrowing of `policy`, set by admins.
+    pub user_policies: Option<Arc<crate::policies::UserPolicies>>,
     /// The endpoint's name in audit records and metrics (`name@version`).
     pub label: String,
 }
@@ -89,6 +91,7 @@ impl Default for FrontConfig {
             policy: Arc::default(),
             audit: None,
             pins: None,
+            user_policies: None,
             label: String::new(),
         }
     }
@@ -167,8 +170,16 @@ impl Front {
 
     /// Refuses a call the policy forbids, or to a tool whose definition
     /// changed since it was approved.
-    pub(crate) fn check_call(&self, method: &str, params: Option<&serde_json::Value>) -> Result<(), ErrorObject> {
+    pub(crate) fn check_call(
+        &self,
+        method: &str,
+        params: Option<&serde_json::Value>,
+        caller: &CallerRef,
+    ) -> Result<(), ErrorObject> {
         self.config.policy.check(method, params)?;
+        if let Some(p) = self.user_policy(caller) {
+            p.check(method, params)?;
+        }
         if method == "tools/call"
             && let Some(pins) = &self.config.pins
         {
@@ -191,13 +202,22 @@ impl Front {
         &self,
         method: &str,
         result: Box<serde_json::value::RawValue>,
+        caller: &CallerRef,
     ) -> Box<serde_json::value::RawValue> {
-        let result = self.config.policy.filter(method, result);
+        let mut result = self.config.policy.filter(method, result);
+        if let Some(p) = self.user_policy(caller) {
+            result = p.filter(method, result);
+        }
         let Some(pins) = self.config.pins.as_ref().filter(|_| method == "tools/list") else { return result };
         let Ok(mut v) = serde_json::from_str::<serde_json::Value>(result.get()) else { return result };
         let Some(tools) = v.get_mut("tools").and_then(serde_json::Value::as_array_mut) else { return result };
         tools.retain(|t| pins.judge(t) == PinStatus::Approved);
         jsonrpc::to_raw(&v)
+    }
+
+    /// The caller's own policy on this connector, if an admin set one.
+    fn user_policy(&self, caller: &CallerRef) -> Option<Arc<ToolPolicy>> {
+        self.config.user_policies.as_ref()?.get(&caller.as_ref()?.user)
     }
 
     /// Records one tool call, when auditing is on.

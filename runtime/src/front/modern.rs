@@ -47,7 +47,7 @@ pub async fn request(
         }
         _ => {}
     }
-    if let Err(err) = front.check_call(&req.method, req.params.as_ref()) {
+    if let Err(err) = front.check_call(&req.method, req.params.as_ref(), &caller) {
         front.audit(&caller, req.target_name().unwrap_or(""), Decision::Deny, None, started);
         return reply::error(StatusCode::OK, Some(&req.id), &err);
     }
@@ -312,7 +312,7 @@ impl Relay {
                     Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),
                     other => other,
                 }
-                .map(|r| self.front.filter_result(&self.method, r));
+                .map(|r| self.front.filter_result(&self.method, r, &self.caller));
                 Event::last(jsonrpc::response(&self.req_id, &outcome), status)
             }
         })

@@ -5,6 +5,7 @@
 //! a version, its package materialized if needed, and its server stopped
 //! after the manifest's idle timeout; the next request starts it again.
 
+mod credentials;
 mod launch;
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use berth_catalog::artifact::{ArtifactError, Artifacts};
 use berth_catalog::{Entry, Manifest, Status, Store, StoreError, VersionRef};
-use berth_oauth::SecretStore;
+use berth_oauth::{Broker, SecretStore};
 use parking_lot::Mutex;
 
 pub use launch::LaunchError;
@@ -24,6 +25,7 @@ use berth_catalog::artifact::Artifact;
 
 use crate::jsonrpc::{ErrorObject, code};
 use crate::pins::Pins;
+use crate::policies::UserPolicies;
 use crate::pool::{Isolation, Pool, PoolFactory, Pools, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
 use sqlx::AnyPool;
@@ -42,7 +44,7 @@ pub enum Materialize {
 }
 
 /// Settings of the hosting layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostingConfig {
     /// Backend for manifests that name none.
     pub default_backend: Backend,
@@ -50,6 +52,9 @@ pub struct HostingConfig {
     pub materialize: Materialize,
     /// Settings of every endpoint.
     pub front: FrontConfig,
+    /// Upstream tokens for manifests with credentials (`None`: such
+    /// connectors cannot launch, since there are no signed-in users).
+    pub broker: Option<Arc<Broker>>,
 }
 
 /// Why a connector could not be served.
@@ -102,6 +107,8 @@ pub struct Hosting {
     db: Option<AnyPool>,
     /// Tool pins by connector name, shared by its versions.
     pins: tokio::sync::Mutex<HashMap<String, Arc<Pins>>>,
+    /// Per-user tool policies by connector name, shared by its versions.
+    policies: tokio::sync::Mutex<HashMap<String, Arc<UserPolicies>>>,
     artifacts: Artifacts,
     sandboxes: Arc<Sandboxes>,
     config: HostingConfig,
@@ -130,6 +137,7 @@ impl Hosting {
             secrets,
             db,
             pins: Default::default(),
+            policies: Default::default(),
             artifacts,
             sandboxes: Arc::default(),
             config,
@@ -248,6 +256,9 @@ impl Hosting {
         front.label = format!("{name}@{}", entry.version());
         front.pins =
             Some(self.pins(name).await.map_err(|e| HostingError::Unavailable(format!("loading tool pins: {e}")))?);
+        front.user_policies = Some(
+            self.policies(name).await.map_err(|e| HostingError::Unavailable(format!("loading tool policies: {e}")))?,
+        );
         let endpoint = Arc::new(Endpoint { front: Front::new(pools.clone(), front), pools });
         self.endpoints.lock().insert(key.clone(), endpoint.clone());
         self.creating.lock().remove(&key);
@@ -265,14 +276,26 @@ impl Hosting {
         Ok(pins)
     }
 
+    /// The per-user tool policies of a connector, loaded once.
+    pub async fn policies(&self, name: &str) -> Result<Arc<UserPolicies>, sqlx::Error> {
+        let mut all = self.policies.lock().await;
+        if let Some(p) = all.get(name) {
+            return Ok(p.clone());
+        }
+        let policies = UserPolicies::load(name, self.db.clone()).await?;
+        all.insert(name.to_owned(), policies.clone());
+        Ok(policies)
+    }
+
     /// Makes the pool of one user: their secrets (or the connector-wide
     /// ones) planned into the launch, in the manifest's sandbox.
     fn pool_factory(&self, manifest: Manifest, artifact: Artifact, scaling: Scaling) -> PoolFactory {
         let (secrets, sandboxes, default) = (self.secrets.clone(), self.sandboxes.clone(), self.config.default_backend);
+        let broker = self.config.broker.clone();
         let unavailable = |m: String| ErrorObject::new(code::SERVER_UNAVAILABLE, m);
         Arc::new(move |user: Option<String>| {
-            let (manifest, artifact, secrets, sandboxes) =
-                (manifest.clone(), artifact.clone(), secrets.clone(), sandboxes.clone());
+            let (manifest, artifact, secrets, sandboxes, broker) =
+                (manifest.clone(), artifact.clone(), secrets.clone(), sandboxes.clone(), broker.clone());
             Box::pin(async move {
                 let name = &manifest.server.name;
                 let values = secrets
@@ -282,11 +305,18 @@ impl Hosting {
                 let (backend, mut config) =
                     launch::plan(&manifest, &artifact, default, &values).map_err(|e| unavailable(e.to_string()))?;
                 drop(values);
+                let expires = credentials::inject(&manifest, user.as_deref(), broker.as_deref(), &mut config.spec)
+                    .await
+                    .map_err(credentials::CredentialError::into_error)?;
                 if let Some(u) = &user {
                     config.name = format!("{} for {u}", config.name);
                 }
                 let sandbox = sandboxes.get(backend).await.map_err(unavailable)?;
-                Ok(Pool::new(config, sandbox, scaling))
+                let pool = Pool::new(config, sandbox, scaling);
+                if let Some(at) = expires {
+                    pool.expire_at(at);
+                }
+                Ok(pool)
             })
         })
     }

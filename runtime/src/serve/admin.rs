@@ -29,11 +29,13 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/connectors/{*tail}", get(one).put(put).delete(delete).post(approve))
         .route("/admin/v1/audit", get(audit))
         .route("/admin/v1/instances", get(instances))
+        .merge(super::providers::routes())
+        .merge(super::tokens::admin_routes())
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }
 
 /// Refuses a request without the admin bearer token.
-fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -42,8 +44,22 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     if !token.is_empty() && Sha256::digest(token.as_bytes()).as_slice() == app.admin_token_sha256 {
         return Ok(());
     }
-    let mut res =
-        json_error(StatusCode::UNAUTHORIZED, "the admin API needs `Authorization: Bearer <admin token>`", None);
+    if token.starts_with(berth_oauth::PAT_PREFIX)
+        && let Some(auth) = &app.auth
+    {
+        return match auth.pats.verify(token, berth_oauth::PatUse::Admin) {
+            Ok(pat) => {
+                tracing::debug!(user = %pat.user, pat = %pat.id, "admin API call with a personal access token");
+                Ok(())
+            }
+            Err(e) => Err(json_error(StatusCode::FORBIDDEN, e, None)),
+        };
+    }
+    let mut res = json_error(
+        StatusCode::UNAUTHORIZED,
+        "the admin API needs `Authorization: Bearer <admin token or admin personal access token>`",
+        None,
+    );
     res.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"berth-admin\""));
     Err(res)
 }
@@ -80,6 +96,9 @@ async fn publish(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Byt
 async fn one(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(tail): Path<String>) -> Response {
     if let Err(r) = authorize(&app, &headers) {
         return r;
+    }
+    if let Some(name) = tail.strip_suffix("/policies") {
+        return super::policies::list(&app, name).await;
     }
     if let Some(name) = tail.strip_suffix("/tools") {
         return match app.hosting.pins(name).await {
@@ -150,7 +169,8 @@ struct SecretOwner {
     user: Option<String>,
 }
 
-/// `PUT …/{name}/versions/{version}/status` or `PUT …/{name}/secrets/{VAR}[?user=]`.
+/// `PUT …/{name}/versions/{version}/status`, `PUT …/{name}/secrets/{VAR}[?user=]`
+/// or `PUT …/{name}/policies/{user}`.
 async fn put(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -161,13 +181,16 @@ async fn put(
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some((name, user)) = tail.split_once("/policies/") {
+        return super::policies::put(&app, name, user, &body).await;
+    }
     match tail.split_once("/secrets/") {
         Some((name, var)) => put_secret(&app, name, var, owner.user.as_deref(), &body).await,
         None => set_status(&app, &tail, &body).await,
     }
 }
 
-/// `DELETE …/{name}/secrets/{VAR}[?user=]`.
+/// `DELETE …/{name}/secrets/{VAR}[?user=]` or `DELETE …/{name}/policies/{user}`.
 async fn delete(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -177,10 +200,13 @@ async fn delete(
     if let Err(r) = authorize(&app, &headers) {
         return r;
     }
+    if let Some((name, user)) = tail.split_once("/policies/") {
+        return super::policies::delete(&app, name, user).await;
+    }
     let Some((name, var)) = tail.split_once("/secrets/") else {
         return json_error(
             StatusCode::METHOD_NOT_ALLOWED,
-            "only secrets are deleted; versions are deprecated or deleted by status",
+            "only secrets and user policies are deleted; versions are deprecated or deleted by status",
             None,
         );
     };

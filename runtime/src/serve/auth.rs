@@ -6,16 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use berth_oauth::{
-    AccessClaims, AuthorizationServer, AuthorizeError, AuthorizeParams, ClientMetadata, Consent, TokenError,
+    AccessClaims, AuthorizationServer, AuthorizeError, AuthorizeParams, ClientMetadata, Consent, PAT_PREFIX, PatUse,
+    TokenError,
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
 use super::AppState;
+use super::session::{current_user, set_session, sign_in_first};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -68,17 +70,28 @@ async fn register(State(app): State<Arc<AppState>>, body: axum::body::Bytes) -> 
         Ok(m) => m,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.to_string()),
     };
-    match s.clients.register(meta) {
+    match s.clients.register(meta).await {
         Ok(client) => (StatusCode::CREATED, no_store(), Json(client)).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, no_store(), Json(e)).into_response(),
     }
 }
 
-async fn authorize(State(app): State<Arc<AppState>>, Query(params): Query<AuthorizeParams>) -> Response {
+async fn authorize(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    Query(params): Query<AuthorizeParams>,
+) -> Response {
     let s = match server(&app) {
         Ok(s) => s,
         Err(r) => return r,
     };
+    let user = current_user(&app, &headers);
+    if user.is_none() && app.login.is_some() {
+        // Sign in at the identity provider first, then come back to this
+        // very request (its state is not spent yet).
+        return sign_in_first(&app, &format!("/oauth/authorize?{}", raw.unwrap_or_default()));
+    }
     match s.begin(&params) {
         Ok(consent) => {
             let cookie = format!(
@@ -87,7 +100,7 @@ async fn authorize(State(app): State<Arc<AppState>>, Query(params): Query<Author
                 consent.csrf,
                 if s.issuer().starts_with("https://") { "; Secure" } else { "" }
             );
-            let mut res = page(StatusCode::OK, &consent_page(&consent, None));
+            let mut res = page(StatusCode::OK, &consent_page(&consent, user.as_deref()));
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -121,15 +134,27 @@ async fn decide(State(app): State<Arc<AppState>>, headers: HeaderMap, Form(d): F
         );
     }
     let approve = d.decision == "approve";
-    if approve && !s.users.verify(&d.username, &d.password) {
-        tracing::info!(user = %d.username, "sign-in failed on the consent page");
-        return page(
-            StatusCode::UNAUTHORIZED,
-            "<h1>Sign-in failed</h1><p>Wrong name or password. Start again from your app.</p>",
-        );
-    }
-    match s.decide(&d.id, &d.csrf, &d.username, approve) {
-        Ok(url) => Redirect::to(&url).into_response(),
+    let session = current_user(&app, &headers);
+    let user = match session.clone() {
+        Some(u) => u,
+        None if !approve => String::new(),
+        None if s.users.verify(&d.username, &d.password) => d.username.clone(),
+        None => {
+            tracing::info!(user = %d.username, "sign-in failed on the consent page");
+            return page(
+                StatusCode::UNAUTHORIZED,
+                "<h1>Sign-in failed</h1><p>Wrong name or password. Start again from your app.</p>",
+            );
+        }
+    };
+    match s.decide(&d.id, &d.csrf, &user, approve) {
+        Ok(url) => {
+            let mut res = Redirect::to(&url).into_response();
+            if approve && session.is_none() {
+                set_session(&mut res, s, &user);
+            }
+            res
+        }
         Err(e) => authorize_error(e),
     }
 }
@@ -139,7 +164,7 @@ async fn token(State(app): State<Arc<AppState>>, Form(form): Form<HashMap<String
         Ok(s) => s,
         Err(r) => return r,
     };
-    match s.token(&form) {
+    match s.token(&form).await {
         Ok(t) => (no_store(), Json(t)).into_response(),
         Err(e) => {
             let status = if e.is_client_error() { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
@@ -173,10 +198,27 @@ pub(crate) fn check(s: &AuthorizationServer, headers: &HeaderMap, target: &str) 
         res
     };
     let Some(token) = bearer else { return Err(refuse(None)) };
+    if token.starts_with(PAT_PREFIX) {
+        let connector = target.split_once('@').map_or(target, |(name, _)| name);
+        let pat = s
+            .pats
+            .verify(token, PatUse::Connector(connector))
+            .map_err(|e| refuse(Some(("invalid_token", e.to_string()))))?;
+        return Ok(AccessClaims {
+            iss: s.issuer().to_owned(),
+            sub: pat.user,
+            aud: resource,
+            exp: (pat.expires_ms / 1000) as u64,
+            iat: (pat.created_ms / 1000) as u64,
+            jti: pat.id.clone(),
+            client_id: format!("pat:{}", pat.id),
+            scope: "mcp".into(),
+        });
+    }
     s.verify(token, &resource).map_err(|e: TokenError| refuse(Some(("invalid_token", e.to_string()))))
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name).then(|| v.to_owned())
@@ -201,7 +243,7 @@ fn no_store() -> [(header::HeaderName, &'static str); 2] {
 }
 
 /// An HTML page that no other site may frame, script or cache.
-fn page(status: StatusCode, body: &str) -> Response {
+pub(super) fn page(status: StatusCode, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>berth</title><style>body{{font:16px system-ui;max-width:32em;margin:3em auto}}</style></head><body>{body}</body></html>"
     );
@@ -219,17 +261,25 @@ fn page(status: StatusCode, body: &str) -> Response {
     res
 }
 
-fn consent_page(c: &Consent, error: Option<&str>) -> String {
+/// The consent page; `user` is who is already signed in (else the page
+/// asks for a local account's name and password).
+fn consent_page(c: &Consent, user: Option<&str>) -> String {
     let scope = if c.scope.is_empty() { "use this connector".to_owned() } else { escape(&c.scope) };
+    let sign_in = match user {
+        Some(u) => {
+            format!("<p>Signed in as <b>{}</b>.</p><button name=decision value=approve>Allow</button>", escape(u))
+        }
+        None => "<p><label>Name <input name=username autocomplete=username></label></p>\
+                 <p><label>Password <input name=password type=password autocomplete=current-password></label></p>\
+                 <button name=decision value=approve>Sign in and allow</button>"
+            .to_owned(),
+    };
     format!(
-        "<h1>Allow access?</h1>{err}<p><b>{client}</b> asks to <b>{scope}</b> at <code>{resource}</code> on your behalf.</p>\
+        "<h1>Allow access?</h1><p><b>{client}</b> asks to <b>{scope}</b> at <code>{resource}</code> on your behalf.</p>\
          <p>Answers go to <code>{redirect}</code>.</p>\
          <form method=post action=/oauth/authorize>\
          <input type=hidden name=id value=\"{id}\"><input type=hidden name=csrf value=\"{csrf}\">\
-         <p><label>Name <input name=username autocomplete=username></label></p>\
-         <p><label>Password <input name=password type=password autocomplete=current-password></label></p>\
-         <button name=decision value=approve>Sign in and allow</button> <button name=decision value=deny>Deny</button></form>",
-        err = error.map(|e| format!("<p>{}</p>", escape(e))).unwrap_or_default(),
+         {sign_in} <button name=decision value=deny>Deny</button></form>",
         client = escape(&c.client_name),
         resource = escape(&c.resource),
         redirect = escape(&c.redirect_uri),
@@ -239,6 +289,6 @@ fn consent_page(c: &Consent, error: Option<&str>) -> String {
 }
 
 /// HTML-escapes text from clients (names, URIs) before it reaches the page.
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

@@ -3,8 +3,13 @@
 
 mod admin;
 mod auth;
+mod connect;
 mod mcp;
+mod policies;
+mod providers;
 mod registry;
+mod session;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -25,6 +30,10 @@ pub struct AppState {
     pub admin_token_sha256: [u8; 32],
     /// berth's authorization server, when MCP URLs need OAuth.
     pub auth: Option<Arc<berth_oauth::AuthorizationServer>>,
+    /// Sign-in through an upstream OIDC provider, when configured.
+    pub login: Option<Arc<berth_oauth::OidcLogin>>,
+    /// Users' upstream accounts (with OAuth on).
+    pub broker: Option<Arc<berth_oauth::Broker>>,
     /// The audit trail, for queries.
     pub audit: Option<crate::audit::AuditStore>,
     /// Renders the Prometheus metrics.
@@ -40,6 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(registry::routes())
         .merge(auth::routes())
+        .merge(connect::routes())
+        .merge(session::routes())
+        .merge(tokens::account_routes())
         .with_state(state)
 }
 

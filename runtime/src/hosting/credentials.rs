@@ -1,0 +1,95 @@
+//! A manifest's upstream credentials, fetched from the broker for the one
+//! user an instance serves and injected into its sandbox.
+
+use std::time::{Duration, Instant};
+
+use berth_catalog::manifest::{Injection, Manifest};
+use berth_oauth::{Broker, BrokerError};
+use berth_sandbox::SandboxSpec;
+use serde_json::json;
+
+use crate::jsonrpc::{ErrorObject, code};
+
+/// MCP's "URL elicitation required" error (2025-11-25): the client shows
+/// the user a URL to visit, then retries.
+const URL_ELICITATION_REQUIRED: i64 = -32042;
+
+/// Why an instance cannot be launched with its credentials.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CredentialError {
+    /// Nobody signed in, so there is no one's account to use.
+    #[error("{connector} acts with each user's {provider} account; call it with a berth access token")]
+    NoUser { connector: String, provider: String },
+    /// This berth has no broker (OAuth is off).
+    #[error("{connector} needs upstream credentials, which need `berth serve --auth oauth`")]
+    NoBroker { connector: String },
+    /// The user must (re)connect their account.
+    #[error("{reason}: connect it at {url}")]
+    Connect { provider: String, reason: String, url: String },
+    /// Anything else the broker reported.
+    #[error("{0}")]
+    Broker(BrokerError),
+    /// File injection is not built yet.
+    #[error("{connector} asks for its {provider} token as a file, which this berth cannot inject yet")]
+    File { connector: String, provider: String },
+}
+
+impl CredentialError {
+    /// The JSON-RPC error the caller gets: a URL elicitation when the user
+    /// can fix it by connecting an account.
+    pub(super) fn into_error(self) -> ErrorObject {
+        match &self {
+            Self::Connect { provider, url, .. } => ErrorObject::new(URL_ELICITATION_REQUIRED, self.to_string())
+                .with_data(json!({
+                    "elicitations": [{
+                        "mode": "url",
+                        "elicitationId": format!("connect-{provider}"),
+                        "url": url,
+                        "message": self.to_string(),
+                    }]
+                })),
+            _ => ErrorObject::new(code::SERVER_UNAVAILABLE, self.to_string()),
+        }
+    }
+}
+
+/// Adds `user`'s tokens for every credential `manifest` declares to `spec`;
+/// returns when the first of them should be renewed (the instance replaced).
+pub(super) async fn inject(
+    manifest: &Manifest,
+    user: Option<&str>,
+    broker: Option<&Broker>,
+    spec: &mut SandboxSpec,
+) -> Result<Option<Instant>, CredentialError> {
+    let connector = &manifest.server.name;
+    let mut renew: Option<i64> = None;
+    for c in &manifest.hosting.credentials {
+        let provider = c.provider.clone();
+        let broker = broker.ok_or_else(|| CredentialError::NoBroker { connector: connector.clone() })?;
+        let user =
+            user.ok_or_else(|| CredentialError::NoUser { connector: connector.clone(), provider: provider.clone() })?;
+        let fresh = match broker.token(user, &provider).await {
+            Ok(f) => f,
+            Err(e @ (BrokerError::NotConnected { .. } | BrokerError::Reconsent { .. })) => {
+                return Err(CredentialError::Connect {
+                    url: broker.connect_url(&provider),
+                    reason: e.to_string(),
+                    provider,
+                });
+            }
+            Err(e) => return Err(CredentialError::Broker(e)),
+        };
+        match &c.inject {
+            Injection::Env(var) => spec.env.push((var.clone(), fresh.access.to_string())),
+            Injection::File(_) => return Err(CredentialError::File { connector: connector.clone(), provider }),
+        }
+        renew = match (renew, fresh.renew_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(renew.map(|ms| {
+        let now_ms = berth_oauth::now_ms();
+        Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms).max(0) as u64)
+    }))
+}

@@ -1,0 +1,178 @@
+//! Personal access tokens over HTTP: admins manage anyone's
+//! (`/admin/v1/tokens`), a user signed in to berth in a browser their own
+//! (`/account/tokens`). The token is in the creation response only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use berth_oauth::AuthorizationServer;
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::admin::authorize;
+use super::session::current_user;
+use super::{AppState, json_error};
+
+/// Lifetime of a token created without one.
+const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// The longest lifetime a token may have.
+const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+pub(super) fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/v1/tokens", get(admin_list).post(admin_create))
+        .route("/admin/v1/tokens/{id}", delete(admin_revoke))
+}
+
+pub(super) fn account_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/account/tokens", get(own_list).post(own_create))
+        .route("/account/tokens/{id}", delete(own_revoke))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    /// Whose token (admin API only; the signed-in user otherwise).
+    user: Option<String>,
+    /// What it is for.
+    name: String,
+    /// Connectors it may call; none listed means all.
+    #[serde(default)]
+    connectors: Vec<String>,
+    /// Whether it may use the admin API (admin API only).
+    #[serde(default)]
+    admin: bool,
+    /// Lifetime in seconds (default 30 days, at most 365).
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct UserFilter {
+    user: Option<String>,
+}
+
+fn server(app: &AppState) -> Result<&AuthorizationServer, Response> {
+    app.auth.as_deref().ok_or_else(|| {
+        json_error(StatusCode::NOT_FOUND, "personal access tokens need `berth serve --auth oauth`", None)
+    })
+}
+
+async fn create(s: &AuthorizationServer, user: &str, new: NewToken) -> Response {
+    let ttl = new.expires_in.map_or(DEFAULT_TTL, Duration::from_secs);
+    if ttl > MAX_TTL {
+        return json_error(StatusCode::BAD_REQUEST, "expires_in is at most 365 days", None);
+    }
+    if new.name.trim().is_empty() {
+        return json_error(StatusCode::BAD_REQUEST, "name is required", None);
+    }
+    match s.pats.create(user, &new.name, new.connectors, new.admin, ttl).await {
+        Ok((token, info)) => {
+            let mut body = json!(info);
+            body["token"] = token.into();
+            (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "personal access token not stored");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "the token could not be stored", None)
+        }
+    }
+}
+
+fn parse(body: &[u8]) -> Result<NewToken, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("invalid token request: {e}"), None))
+}
+
+async fn admin_create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let s = match authorize(&app, &headers).and_then(|()| server(&app)) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let new = match parse(&body) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(user) = new.user.clone().filter(|u| !u.is_empty()) else {
+        return json_error(StatusCode::BAD_REQUEST, "user is required", None);
+    };
+    create(s, &user, new).await
+}
+
+async fn admin_list(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(f): Query<UserFilter>) -> Response {
+    match authorize(&app, &headers).and_then(|()| server(&app)) {
+        Ok(s) => Json(json!({"tokens": s.pats.list(f.user.as_deref())})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn admin_revoke(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match authorize(&app, &headers).and_then(|()| server(&app)) {
+        Ok(s) => revoke(s, &id, None).await,
+        Err(r) => r,
+    }
+}
+
+async fn revoke(s: &AuthorizationServer, id: &str, user: Option<&str>) -> Response {
+    match s.pats.revoke(id, user).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => json_error(StatusCode::NOT_FOUND, format!("no token {id}"), None),
+        Err(e) => {
+            tracing::error!(error = %e, "personal access token not revoked");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "the token could not be revoked", None)
+        }
+    }
+}
+
+/// The signed-in user, for the self-service routes.
+fn signed_in<'a>(app: &'a AppState, headers: &HeaderMap) -> Result<(&'a AuthorizationServer, String), Response> {
+    let s = server(app)?;
+    let user = current_user(app, headers)
+        .ok_or_else(|| json_error(StatusCode::UNAUTHORIZED, "sign in to berth first (GET /login)", None))?;
+    Ok((s, user))
+}
+
+async fn own_list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match signed_in(&app, &headers) {
+        Ok((s, user)) => Json(json!({"tokens": s.pats.list(Some(&user))})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// JSON only: a cross-site form cannot send it, so the session cookie alone
+/// cannot be used to mint a token for someone else's script.
+async fn own_create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (s, user) = match signed_in(&app, &headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the request as application/json", None);
+    }
+    let new = match parse(&body) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if new.admin || new.user.as_deref().is_some_and(|u| u != user) {
+        return json_error(StatusCode::FORBIDDEN, "only an admin creates admin tokens or tokens for others", None);
+    }
+    create(s, &user, new).await
+}
+
+async fn own_revoke(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match signed_in(&app, &headers) {
+        Ok((s, user)) => revoke(s, &id, Some(&user)).await,
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,252 @@
+"""The whole credential story with a real OpenID Connect provider on
+loopback (npm `oidc-provider`): users sign in to berth through it, connect
+their upstream account at /connect, and an OAuth-authorized Python SDK
+client calls a per-user connector whose instance holds that user's own
+upstream token; tokens are refreshed (and instances recycled) before they
+expire, and a grant the provider forgot asks the user to connect again."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import time
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import httpx
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+from conftest import NODE_MODULES, REPO, follow
+from test_catalog import first_party_manifest, post_manifest, serve
+from test_oauth import Memory, free_port
+
+pytestmark = pytest.mark.anyio
+CONNECTOR = "dev.berth.test/acts-as-you"
+REDIRECT = "http://127.0.0.1:9/callback"
+ACCESS_TTL = 9  # seconds; berth renews a third of the lifetime early
+LOGIN_SECRET = "canary-login-secret-" + secrets.token_hex(8)
+BROKER_SECRET = "canary-broker-secret-" + secrets.token_hex(8)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Idp:
+    def __init__(self, port: int, berth_base: str):
+        self.port, self.issuer, self.berth_base = port, f"http://127.0.0.1:{port}", berth_base
+        self.lines: list[str] = []
+        self.start()
+
+    def start(self):
+        clients = [
+            {"client_id": "berth-login", "client_secret": LOGIN_SECRET, "redirect_uris": [f"{self.berth_base}/login/callback"]},
+            {"client_id": "berth-broker", "client_secret": BROKER_SECRET, "redirect_uris": [f"{self.berth_base}/connect/callback"]},
+        ]
+        self.proc = subprocess.Popen(
+            ["node", str(REPO / "tests" / "ts" / "oidc_provider.mjs"), str(self.port), json.dumps(clients), str(ACCESS_TTL)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "BERTH_NODE_MODULES": str(NODE_MODULES)},
+        )
+        # It prints warnings about its development defaults first.
+        seen = [self.proc.stdout.readline() for _ in range(1)]
+        while seen[-1] and not seen[-1].startswith("ready ") and len(seen) < 50:
+            seen.append(self.proc.stdout.readline())
+        assert seen[-1].startswith("ready "), "".join(seen)
+        follow(self.proc, self.lines)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def userinfo(self, token: str) -> httpx.Response:
+        return httpx.get(f"{self.issuer}/me", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    idp = Idp(free_port(), base)
+    berth = serve(tmp_path_factory.mktemp("broker"), "--no-examples", "--auth", "oauth", "--public-url", base,
+                  "--oidc-issuer", idp.issuer, "--oidc-client-id", "berth-login", "--oidc-client-secret", LOGIN_SECRET,
+                  listen=f"127.0.0.1:{port}")
+    provider = {"issuer": idp.issuer, "client_id": "berth-broker", "client_secret": BROKER_SECRET, "scopes": ["openid", "repo"]}
+    res = httpx.put(f"{base}/admin/v1/providers/acme", json=provider, headers=berth.admin())
+    assert res.status_code == 204, res.text
+    listed = httpx.get(f"{base}/admin/v1/providers", headers=berth.admin()).json()
+    assert listed["providers"][0]["id"] == "acme" and BROKER_SECRET not in json.dumps(listed)
+    doc = first_party_manifest(name=CONNECTOR, isolation="user",
+                               credentials=[{"provider": "acme", "inject": {"env": "BERTH_TEST_TOKEN"}}])
+    assert post_manifest(berth, doc).status_code == 201
+    yield berth, idp
+    berth.stop()
+    idp.stop()
+
+
+def browse(browser: httpx.Client, url: str, user: str, stop_at: str = REDIRECT) -> httpx.Response:
+    """Plays the user's browser from `url`: follows redirects between berth
+    and the provider, signs in to the provider as `user` and consents there,
+    and stops at a page, or at a redirect to `stop_at` (the MCP client's)."""
+    res = browser.get(url)
+    for _ in range(20):
+        if res.is_redirect:
+            nxt = urljoin(str(res.url), res.headers["location"])
+            if nxt.startswith(stop_at):
+                return res
+            res = browser.get(nxt)
+        elif "/interaction/" in str(res.url) and res.status_code == 200:
+            action = re.search(r'action="([^"]+)"', res.text).group(1)
+            form = dict(re.findall(r'name="(\w+)" value="([^"]*)"', res.text))
+            if 'name="login"' in res.text:
+                form |= {"login": user, "password": "any"}
+            res = browser.post(urljoin(str(res.url), action), data=form)
+        elif "/oauth/authorize" in str(res.url) and res.status_code == 200 and "Signed in as" in res.text:
+            assert f"Signed in as <b>{user}</b>" in res.text
+            form = dict(re.findall(r'name=(id|csrf) value="([^"]+)"', res.text)) | {"decision": "approve"}
+            res = browser.post(str(res.url).split("?")[0], data=form)
+        else:
+            return res
+    raise AssertionError(f"browser loop at {res.url}")
+
+
+def connect(berth, user: str) -> httpx.Client:
+    """Signs `user` in to berth through the provider and connects their
+    upstream account; returns their browser (cookies and all)."""
+    browser = httpx.Client(follow_redirects=False, timeout=30)
+    page = browse(browser, f"{berth.base}/connect/acme", user)
+    assert page.status_code == 200 and "Connected" in page.text, page.text
+    return browser
+
+
+def sdk(berth, browser: httpx.Client, storage: Memory):
+    captured: dict = {}
+
+    async def redirect_handler(authorize_url: str) -> None:
+        res = browse(browser, authorize_url, browser.user)
+        assert res.is_redirect, res.text
+        captured.update({k: v[0] for k, v in parse_qs(urlparse(res.headers["location"]).query).items()})
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        return AuthorizationCodeResult(code=captured["code"], state=captured.get("state"), iss=captured.get("iss"))
+
+    provider = OAuthClientProvider(
+        server_url=berth.mcp(CONNECTOR),
+        client_metadata=OAuthClientMetadata(client_name="broker test", redirect_uris=[REDIRECT], scope="mcp"),
+        storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
+    )
+    return streamable_http_client(berth.mcp(CONNECTOR), http_client=httpx2.AsyncClient(auth=provider, follow_redirects=False))
+
+
+def host_pids(berth, user: str) -> set[int]:
+    """Host pids of `user`'s running instances, from the admin API."""
+    rows = httpx.get(f"{berth.base}/admin/v1/instances", headers=berth.admin()).json()
+    return {i["pid"] for r in rows if r["connector"].startswith(CONNECTOR) and r["pool"] == f"user:{user}"
+            for i in r["instances"] if i["pid"]}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+async def whoami(berth, browser, storage: Memory, mode: str) -> dict:
+    async with Client(sdk(berth, browser, storage), mode=mode) as c:
+        res = await c.call_tool("whoami", {})
+        assert not res.is_error, res
+        return res.structured_content
+
+
+async def test_each_user_gets_their_own_upstream_token_fresh(world):
+    berth, idp = world
+    browsers, storages, first, pids = {}, {}, {}, {}
+    for user in ("alice", "bob"):
+        browsers[user] = connect(berth, user)
+        browsers[user].user = user
+        storages[user] = Memory()
+        first[user] = await whoami(berth, browsers[user], storages[user], "2026-07-28" if user == "alice" else "legacy")
+        # The injected token is the user's own at the provider.
+        info = idp.userinfo(first[user]["token"])
+        assert info.status_code == 200 and info.json()["sub"] == user, info.text
+        pids[user] = host_pids(berth, user)
+        assert len(pids[user]) == 1
+    assert first["alice"]["token"] != first["bob"]["token"]
+    assert pids["alice"] != pids["bob"], "separate instances per user"
+
+    # Past the renewal point berth refreshes the token and replaces the instance.
+    time.sleep(ACCESS_TTL * 2 / 3 + 1)
+    again = await whoami(berth, browsers["alice"], storages["alice"], "2026-07-28")
+    assert again["token"] != first["alice"]["token"]
+    assert idp.userinfo(again["token"]).json()["sub"] == "alice"
+    assert host_pids(berth, "alice").isdisjoint(pids["alice"]), "a fresh instance holds the new token"
+    old = next(iter(pids["alice"]))
+    deadline = time.monotonic() + 10
+    while alive(old) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(old), "the instance holding the old token was stopped once drained"
+
+    # Nothing secret reaches berth's log.
+    logs = "\n".join(berth.log_lines)
+    for secret in (LOGIN_SECRET, BROKER_SECRET, first["alice"]["token"], again["token"], first["bob"]["token"]):
+        assert secret not in logs
+
+
+async def test_a_user_without_an_account_is_sent_to_connect(world):
+    berth, idp = world
+    browser = httpx.Client(follow_redirects=False, timeout=30)
+    browser.user = "carol"
+    with pytest.raises(Exception) as err:
+        await whoami(berth, browser, Memory(), "legacy")
+    assert f"{berth.base}/connect/acme" in repr(err.value) and "-32042" in repr(err.value)
+
+
+def test_the_connect_callback_is_bound_to_the_user_who_started_it(world):
+    berth, idp = world
+    mallory = connect(berth, "mallory")
+    # Mallory starts a connection and hands the provider's callback to Dave.
+    start = mallory.get(f"{berth.base}/connect/acme")
+    assert start.is_redirect and start.headers["location"].startswith(idp.issuer)
+    state = parse_qs(urlparse(start.headers["location"]).query)["state"][0]
+    dave = connect(berth, "dave")
+    res = dave.get(f"{berth.base}/connect/callback", params={"state": state, "code": "stolen"})
+    assert res.status_code == 403 and "another user" in res.text
+    # And a callback without a berth session is refused outright.
+    assert httpx.get(f"{berth.base}/connect/callback", params={"state": state, "code": "x"}).status_code == 401
+
+
+def test_bad_provider_configuration_is_refused(world):
+    berth, idp = world
+    bad = httpx.put(f"{berth.base}/admin/v1/providers/nowhere", json={"issuer": "http://127.0.0.1:9", "client_id": "x"}, headers=berth.admin())
+    assert bad.status_code == 422 and "discovery" in bad.json()["error"]
+    unknown = httpx.put(f"{berth.base}/admin/v1/providers/typo", json={"issuer": idp.issuer, "clientId": "x"}, headers=berth.admin())
+    assert unknown.status_code == 400
+    assert httpx.get(f"{berth.base}/admin/v1/providers").status_code == 401
+
+
+async def test_a_grant_the_provider_forgot_needs_connecting_again(world):
+    berth, idp = world
+    browser = connect(berth, "erin")
+    browser.user = "erin"
+    storage = Memory()
+    assert (await whoami(berth, browser, storage, "legacy"))["token"]
+    idp.stop()
+    idp.start()  # a fresh provider: every grant and refresh token is gone
+    time.sleep(ACCESS_TTL * 2 / 3 + 1)
+    with pytest.raises(Exception) as err:
+        await whoami(berth, browser, storage, "legacy")
+    assert "connected again" in repr(err.value) and f"{berth.base}/connect/acme" in repr(err.value)
+    # Connecting again fixes it.
+    page = browse(browser, f"{berth.base}/connect/acme", "erin")
+    assert "Connected" in page.text, page.text
+    assert idp.userinfo((await whoami(berth, browser, storage, "legacy"))["token"]).json()["sub"] == "erin"

@@ -1,0 +1,104 @@
+"""Personal access tokens: made by an admin (any user, optionally admin)
+or by a signed-in user (their own), scoped to connectors, expiring,
+revocable, stored only as hashes, and never logged."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import pytest
+
+from mcp_http import messages, modern_body, modern_headers
+from test_catalog import first_party_manifest, post_manifest, serve
+from test_oauth import authorize_url, pkce, register
+
+PASSWORD = "canary-password-7d2e"
+ONE, TWO = "dev.berth.test/pat-one", "dev.berth.test/pat-two"
+
+
+@pytest.fixture(scope="module")
+def berth(tmp_path_factory):
+    s = serve(tmp_path_factory.mktemp("pats"), "--no-examples", "--auth", "oauth", "--dev-user", f"alice:{PASSWORD}")
+    for name in (ONE, TWO):
+        assert post_manifest(s, first_party_manifest(name=name)).status_code == 201
+    yield s
+    s.stop()
+
+
+def echo(berth, connector: str, token: str) -> httpx.Response:
+    body = modern_body("tools/call", {"name": "echo", "arguments": {"text": "pat ✓"}})
+    return httpx.post(berth.mcp(connector), json=body, headers=modern_headers(body, Authorization=f"Bearer {token}"), timeout=60)
+
+
+def make(berth, **body) -> httpx.Response:
+    return httpx.post(f"{berth.base}/admin/v1/tokens", json=body, headers=berth.admin())
+
+
+def test_a_scoped_token_calls_its_connector_only_until_revoked(berth):
+    res = make(berth, user="alice", name="ci", connectors=[ONE])
+    assert res.status_code == 201 and res.headers["cache-control"] == "no-store"
+    token, pat_id = res.json()["token"], res.json()["id"]
+    ok = echo(berth, ONE, token)
+    assert ok.status_code == 200 and messages(ok)[-1]["result"]["content"][0]["text"] == "pat ✓"
+    other = echo(berth, TWO, token)
+    assert other.status_code == 401 and "not scoped" in other.headers["www-authenticate"]
+    # Listing never shows the token; revoking ends it.
+    listed = httpx.get(f"{berth.base}/admin/v1/tokens", params={"user": "alice"}, headers=berth.admin()).json()
+    assert pat_id in [t["id"] for t in listed["tokens"]] and token not in str(listed)
+    assert httpx.delete(f"{berth.base}/admin/v1/tokens/{pat_id}", headers=berth.admin()).status_code == 204
+    assert echo(berth, ONE, token).status_code == 401
+    # Stored as a hash only, and never logged.
+    db = (berth.data_dir / "catalog.db").read_bytes() + b"".join(p.read_bytes() for p in berth.data_dir.glob("catalog.db-*"))
+    assert token.encode() not in db
+    assert token not in "\n".join(berth.log_lines)
+
+
+def test_tokens_expire(berth):
+    token = make(berth, user="alice", name="brief", expires_in=1).json()["token"]
+    assert echo(berth, ONE, token).status_code == 200
+    time.sleep(1.5)
+    res = echo(berth, ONE, token)
+    assert res.status_code == 401 and "expired" in res.headers["www-authenticate"]
+    assert make(berth, user="alice", name="forever", expires_in=10**9).status_code == 400
+
+
+def test_only_admin_tokens_open_the_admin_api(berth):
+    plain = make(berth, user="alice", name="plain").json()["token"]
+    admin = make(berth, user="ops", name="ops", admin=True).json()["token"]
+    url = f"{berth.base}/admin/v1/connectors"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {plain}"}).status_code == 403
+    assert httpx.get(url, headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+    assert httpx.get(url, headers={"Authorization": "Bearer berth_pat_forged"}).status_code == 403
+    assert make(berth, name="nobody's").status_code == 400, "an admin names the user"
+
+
+def signed_in(berth, user="alice", password=PASSWORD) -> httpx.Client:
+    """A browser signed in to berth through the consent page."""
+    browser = httpx.Client()
+    client_id = register(berth).json()["client_id"]
+    page = browser.get(authorize_url(berth, client_id, pkce()[1]))
+    form = dict(re.findall(r'name=(id|csrf) value="([^"]+)"', page.text))
+    res = browser.post(f"{berth.base}/oauth/authorize", data=form | {"username": user, "password": password, "decision": "approve"})
+    assert res.status_code in (302, 303), res.text
+    return browser
+
+
+def test_a_signed_in_user_manages_their_own_tokens(berth):
+    url = f"{berth.base}/account/tokens"
+    assert httpx.get(url).status_code == 401
+    browser = signed_in(berth)
+    res = browser.post(url, json={"name": "laptop", "connectors": [TWO]})
+    assert res.status_code == 201 and res.json()["user"] == "alice" and not res.json()["admin"]
+    token, pat_id = res.json()["token"], res.json()["id"]
+    assert echo(berth, TWO, token).status_code == 200
+    # A cross-site form cannot mint one, and a user cannot mint admin or someone else's.
+    assert browser.post(url, data={"name": "x"}).status_code == 415
+    assert browser.post(url, json={"name": "x", "admin": True}).status_code == 403
+    assert browser.post(url, json={"name": "x", "user": "bob"}).status_code == 403
+    assert [t["user"] for t in browser.get(url).json()["tokens"]] == ["alice"] * len(browser.get(url).json()["tokens"])
+    other = make(berth, user="bob", name="bob's").json()["id"]
+    assert browser.delete(f"{url}/{other}").status_code == 404, "not theirs to revoke"
+    assert browser.delete(f"{url}/{pat_id}").status_code == 204
+    assert echo(berth, TWO, token).status_code == 401
