@@ -115,3 +115,12 @@ def test_memory_limit_is_enforced(wasi_berth):
     # The control: the same allocation fits a larger limit.
     large = wasi_berth("--memory", "512M")
     assert result_text(call(large.url, "alloc", {"mib": 256})) == str(256 << 20)
+
+
+def test_a_file_that_is_not_wasm_gets_a_clear_error(berth_factory, tmp_path):
+    script = tmp_path / "server.wasm"
+    script.write_text("#!/bin/sh\necho hi\n")
+    b = berth_factory([str(script)], "--sandbox", "wasi")
+    msg = only_message(call(b.url, "echo", {"text": "x"}))
+    assert msg["error"]["code"] == -32001, msg
+    assert "not a WebAssembly module or component" in msg["error"]["message"], msg

@@ -3,6 +3,12 @@
 //! test server, p50/p99 over 50 launches, and the resident memory of an idle
 //! instance, beside a plain fork/exec (the `none` backend) in the same run.
 //!
+//! The WASI backend runs the first-party wasip2 server instead
+//! (`BERTH_WASI_SERVER`, built by `scripts/bench.sh`), with its compiled code
+//! already cached: once as a berth that has launched it before (compiled
+//! code in memory: instantiation only) and once as a freshly started berth
+//! (compiled code loaded from the disk cache on every launch).
+//!
 //! `scripts/bench.sh` runs it; `BERTH_TESTSERVER` names the server binary.
 
 use std::path::Path;
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant};
 use berth_sandbox::container::ContainerSandbox;
 use berth_sandbox::native::NativeSandbox;
 use berth_sandbox::process::ProcessSandbox;
+use berth_sandbox::wasi::{WasiConfig, WasiSandbox};
 use berth_sandbox::{Sandbox, SandboxSpec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -31,6 +38,19 @@ async fn run() {
     let spec = SandboxSpec::command(server.clone(), Vec::<String>::new());
     let mut backends: Vec<(&str, Arc<dyn Sandbox>, SandboxSpec)> =
         vec![("fork/exec (none)", Arc::new(ProcessSandbox), spec.clone())];
+    // Sandboxes to make forget their in-memory compiled code before each launch.
+    let mut cold: Vec<(&str, WasiSandbox)> = Vec::new();
+    let wasm = std::env::var("BERTH_WASI_SERVER")
+        .unwrap_or_else(|_| format!("{target}/wasm32-wasip2/wasm/berth-wasi-echo.wasm"));
+    match wasi_sandbox(&target, &wasm).await {
+        Ok(wasi) => {
+            let spec = SandboxSpec::wasm(&wasm, Vec::<String>::new());
+            backends.push(("wasi (code in mem)", Arc::new(wasi.clone()), spec.clone()));
+            backends.push(("wasi (disk cache)", Arc::new(wasi.clone()), spec));
+            cold.push(("wasi (disk cache)", wasi));
+        }
+        Err(e) => println!("wasi: skipped ({e})"),
+    }
     match NativeSandbox::current_exe() {
         Ok(n) => backends.push(("native", Arc::new(n), spec.clone())),
         Err(e) => println!("native: skipped ({e})"),
@@ -51,7 +71,11 @@ async fn run() {
     for (name, sandbox, spec) in backends {
         let mut times = Vec::with_capacity(LAUNCHES);
         let mut rss = Vec::new();
+        let forget = cold.iter().find(|(n, _)| *n == name).map(|(_, w)| w.clone());
         for i in 0..LAUNCHES {
+            if let Some(w) = &forget {
+                w.forget_loaded();
+            }
             let start = Instant::now();
             let mut inst = sandbox.launch(&spec).await.expect("launch");
             inst.stdin.write_all(format!("{INIT}\n").as_bytes()).await.expect("write");
@@ -79,6 +103,14 @@ async fn run() {
         };
         println!("| {name:<18} | {p50:>6.2} | {p99:>6.2} | {mem:>12} | {:>15.2}x |", p50 / base);
     }
+}
+
+/// A WASI sandbox whose disk cache already holds the compiled `wasm`.
+async fn wasi_sandbox(target: &str, wasm: &str) -> Result<WasiSandbox, String> {
+    let cache = Path::new(target).join("bench-wasm-cache");
+    let wasi = WasiSandbox::new(WasiConfig::default().cache_dir(cache)).map_err(|e| e.to_string())?;
+    wasi.prepare(Path::new(wasm)).await.map_err(|e| e.to_string())?;
+    Ok(wasi)
 }
 
 /// Resident memory of a process and all its descendants, in KiB.

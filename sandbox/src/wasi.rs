@@ -143,7 +143,7 @@ impl Sandbox for WasiSandbox {
                 .as_deref()
                 .ok_or_else(|| SandboxError::InvalidSpec("the wasi backend needs a wasm module".into()))?;
             let loaded = s.cache.load(&s.engine, &s.linkers, module).await?;
-            guest::start(&s.engine, &loaded, &s.clock, spec)
+            guest::start(&s.engine, &loaded, &s.clock, spec).await
         })
     }
 }

@@ -105,12 +105,18 @@ impl Cache {
         let mut hasher = ShaHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..12]);
-        if let Some(dir) = &dir {
+        let mut dir = dir;
+        if let Some(d) = &dir {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(dir)
-                .map_err(|e| module_error(dir, format_args!("cannot create the cache directory: {e}")))?;
+                .create(d)
+                .map_err(|e| module_error(d, format_args!("cannot create the cache directory: {e}")))?;
+            if !private(d) {
+                // Entries there could never be trusted: do not write them either.
+                tracing::warn!(dir = %d.display(), "wasm cache directory is not private to this user; caching in memory only");
+                dir = None;
+            }
         }
         Ok(Self { dir, engine_key, loaded: Mutex::new(HashMap::new()) })
     }
@@ -194,9 +200,13 @@ fn compile_or_load(engine: &Engine, kind: Kind, bytes: &[u8], entry: Option<&Pat
 /// Whether `entry` and its directory belong to this user and no one else
 /// may write them: loading compiled code executes it.
 fn trusted(entry: &Path) -> bool {
-    let uid = nix::unistd::geteuid().as_raw();
-    let private = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.uid() == uid && m.permissions().mode() & 0o022 == 0);
     private(entry) && entry.parent().is_some_and(private)
+}
+
+/// Owned by this user, and writable by no one else.
+fn private(path: &Path) -> bool {
+    let uid = nix::unistd::geteuid().as_raw();
+    std::fs::metadata(path).is_ok_and(|m| m.uid() == uid && m.permissions().mode() & 0o022 == 0)
 }
 
 /// Loads compiled code from the cache.

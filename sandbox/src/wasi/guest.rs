@@ -147,8 +147,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for MarkInput<R> {
     }
 }
 
-/// Builds the guest's world from the spec, then starts it on its own task.
-pub(super) fn start(
+/// Builds the guest's world from the spec, instantiates it (so a guest that
+/// cannot start is a launch error, not an exit), then runs it on its own task.
+pub(super) async fn start(
     engine: &Engine,
     loaded: &Loaded,
     clock: &Arc<Clock>,
@@ -200,14 +201,27 @@ pub(super) fn start(
         killed: Arc::clone(&killed),
         cpu_exceeded: false,
     };
+    let failed = |e: wasmtime::Error| SandboxError::Module {
+        path: spec.module.clone().unwrap_or_default(),
+        message: format!("cannot instantiate: {e:?}"),
+    };
     let task = match loaded {
         Loaded::Module(pre) => {
-            let store = store(engine, P1State { wasi: wasi.build_p1(), host });
-            tokio::spawn(run_p1(pre.clone(), store))
+            let mut store = store(engine, P1State { wasi: wasi.build_p1(), host });
+            let instance = pre.instantiate_async(&mut store).await.map_err(failed)?;
+            let entry = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(failed)?;
+            tokio::spawn(async move {
+                let outcome = entry.call_async(&mut store, ()).await;
+                exit_status(outcome.map(|()| 0), store)
+            })
         }
         Loaded::Component(pre) => {
-            let store = store(engine, P2State { ctx: wasi.build(), table: ResourceTable::new(), host });
-            tokio::spawn(run_p2(pre.clone(), store))
+            let mut store = store(engine, P2State { ctx: wasi.build(), table: ResourceTable::new(), host });
+            let command = pre.instantiate_async(&mut store).await.map_err(failed)?;
+            tokio::spawn(async move {
+                let outcome = command.wasi_cli_run().call_run(&mut store).await;
+                exit_status(outcome.map(|r| if r.is_ok() { 0 } else { 1 }), store)
+            })
         }
     };
     Ok(Instance {
@@ -239,25 +253,6 @@ fn store<T: HasHost>(engine: &Engine, state: T) -> Store<T> {
     // The default deadline, 0, would trap at the first check.
     store.set_epoch_deadline(1);
     store
-}
-
-async fn run_p1(pre: InstancePre<P1State>, mut store: Store<P1State>) -> ExitStatus {
-    let outcome = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-        start.call_async(&mut store, ()).await
-    }
-    .await;
-    exit_status(outcome.map(|()| 0), store)
-}
-
-async fn run_p2(pre: CommandPre<P2State>, mut store: Store<P2State>) -> ExitStatus {
-    let outcome = async {
-        let command = pre.instantiate_async(&mut store).await?;
-        command.wasi_cli_run().call_run(&mut store).await
-    }
-    .await;
-    exit_status(outcome.map(|r| if r.is_ok() { 0 } else { 1 }), store)
 }
 
 /// Turns how the guest's entry point returned into an exit status, and drops

@@ -147,3 +147,25 @@ async fn not_wasm_is_a_module_error() {
     let err = sandbox().launch(&SandboxSpec::command("x", Vec::<String>::new())).await.expect_err("must fail");
     assert!(matches!(err, SandboxError::InvalidSpec(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_guest_that_cannot_instantiate_is_a_launch_error() {
+    // One page (64 KiB) of initial memory does not fit a 32 KiB limit.
+    let mut g = guest(GROW);
+    g.spec.limits.memory = Some(32 << 10);
+    let err = sandbox().launch(&g.spec).await.expect_err("must fail");
+    assert!(matches!(err, SandboxError::Module { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_cache_directory_others_may_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let sandbox =
+        WasiSandbox::new(WasiConfig { max_instances: 2, cache_dir: Some(cache.path().into()) }).expect("engine");
+    let g = guest(EXIT3);
+    let mut inst = sandbox.launch(&g.spec).await.expect("launch");
+    assert_eq!(wait(&mut inst).await, ExitStatus::Code(3));
+    assert_eq!(std::fs::read_dir(cache.path()).expect("read").count(), 0);
+}
