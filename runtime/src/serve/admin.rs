@@ -1,6 +1,6 @@
-//! The admin API (`/admin/v1`): publish, inspect and withdraw connectors.
-//! Guarded by one bearer token until berth's own authorization server
-//! (the OAuth issue) replaces it.
+//! The admin API (`/admin/v1`): publish, inspect and withdraw connectors,
+//! their secrets, pins and user policies, instances and the audit trail.
+//! Guarded by the admin bearer token or an admin personal access token.
 
 use std::sync::Arc;
 
