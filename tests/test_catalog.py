@@ -221,6 +221,7 @@ INVALID = [
     (lambda d: d["packages"][0].update(environmentVariables=[{"name": "BAD-NAME"}]), "/packages/0/environmentVariables/0/name"),
     (lambda d: d["_meta"]["dev.berth/connector"].update(limits={"memory": "2K"}), f"{EXT}/limits/memory"),
     (lambda d: d["_meta"]["dev.berth/connector"].update(limits={"pids": 0}), f"{EXT}/limits/pids"),
+    (lambda d: d["_meta"]["dev.berth/connector"].update(limits={"cpuDeadlineMs": 0}), f"{EXT}/limits/cpuDeadlineMs"),
     (lambda d: d["_meta"]["dev.berth/connector"].update(sandbox={"backend": "vm"}), f"{EXT}/sandbox/backend"),
     (lambda d: d["_meta"]["dev.berth/connector"].update(egress=["https://api.example.com/"]), f"{EXT}/egress/0"),
     (

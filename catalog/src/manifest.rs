@@ -273,6 +273,9 @@ pub struct Limits {
     pub nofile: Option<u64>,
     /// Size of the private `/tmp`.
     pub tmpfs: Option<Size>,
+    /// WASI only: how long a guest may compute without new input before it
+    /// is stopped, in milliseconds.
+    pub cpu_deadline_ms: Option<u64>,
 }
 
 /// A byte size written as a number or as `"256M"`, `"1G"`, `"64K"`.

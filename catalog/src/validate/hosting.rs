@@ -73,11 +73,12 @@ fn sandbox<'a>(
 fn limits(c: &mut Checker, ext: &Map<String, Value>, at: &Pointer) {
     let Some(l) = c.member_object(ext, at, "limits") else { return };
     let here = at.key("limits");
-    c.only(l, &here, &["memory", "pids", "cpus", "nofile", "tmpfs"]);
+    c.only(l, &here, &["memory", "pids", "cpus", "nofile", "tmpfs", "cpuDeadlineMs"]);
     size(c, l, &here, "memory", 16 * MIB, 64 * GIB);
     size(c, l, &here, "tmpfs", MIB, 16 * GIB);
     c.whole(l, &here, "pids", 1..=65_536);
     c.whole(l, &here, "nofile", 16..=1_048_576);
+    c.whole(l, &here, "cpuDeadlineMs", 10..=3_600_000);
     if let Some(v) = l.get("cpus") {
         match v.as_f64() {
             Some(n) if n > 0.0 && n <= 256.0 => {}

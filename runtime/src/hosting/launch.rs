@@ -88,6 +88,7 @@ pub fn plan(
         cpus: l.cpus,
         nofile: l.nofile,
         tmpfs: l.tmpfs.map(u64::from),
+        cpu_deadline: l.cpu_deadline_ms.map(std::time::Duration::from_millis),
         ..Limits::default()
     };
     if !hosting.egress.is_empty() {
