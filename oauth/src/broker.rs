@@ -281,11 +281,9 @@ impl Broker {
         if status != "ok" {
             return Err(BrokerError::Reconsent { provider: provider.into(), reason: status });
         }
-        if renew_at(&tokens, obtained_ms).is_none_or(|at| now_ms() < at) {
-            return Ok(Fresh {
-                access: Zeroizing::new(tokens.access.clone()),
-                renew_ms: renew_at(&tokens, obtained_ms),
-            });
+        let renew_ms = renew_at(&tokens, obtained_ms);
+        if renew_ms.is_none_or(|at| now_ms() < at) {
+            return Ok(Fresh { access: Zeroizing::new(tokens.access.clone()), renew_ms });
         }
         let Some(refresh) = tokens.refresh.clone() else {
             self.store(user, provider, &tokens, "expired and no refresh token").await?;
