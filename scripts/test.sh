@@ -9,8 +9,13 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A fresh clone builds once: incremental state would only cost disk (~1.6 GB).
+if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "machine"
+df -h "$CARGO_TARGET_DIR" 2>/dev/null || df -h "$REPO"
 
 step "test peers"
 # shellcheck source=scripts/test-peers.sh
