@@ -13,6 +13,7 @@ import httpx2
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_http import messages, modern_body, modern_headers
 from test_catalog import first_party_manifest, post_manifest, serve
 
 pytestmark = pytest.mark.anyio
@@ -97,5 +98,38 @@ def test_bad_policies_are_refused(tmp_path):
         assert bad.status_code == 400 and "default" in bad.json()["error"]
         assert set_policy(berth, "alice", deny=["x"], extra=1).status_code == 400
         assert httpx.put(f"{berth.base}/admin/v1/connectors/{CONNECTOR}/policies/alice", json={}).status_code == 401
+    finally:
+        berth.stop()
+
+
+def raw_call(berth, token: str, tool: str, args: dict) -> dict:
+    """One modern tools/call with no tools/list before it."""
+    body = modern_body("tools/call", {"name": tool, "arguments": args})
+    res = httpx.post(berth.mcp(CONNECTOR), json=body, headers={**modern_headers(body), "Authorization": f"Bearer {token}"}, timeout=60)
+    return [m for m in messages(res) if "id" in m][-1]
+
+
+async def test_annotation_rules_and_name_patterns(tmp_path):
+    berth = start(tmp_path)
+    try:
+        assert post_manifest(berth, first_party_manifest(name=CONNECTOR)).status_code == 201
+        alice, bob = pat(berth, "alice"), pat(berth, "bob")
+        # Alice may use read-only tools only (the test server marks `echo` so).
+        assert set_policy(berth, "alice", annotations={"readOnlyHint": True}).status_code == 204
+        # A call before any tools/list: berth learns the tool's annotations from the server itself.
+        refused = raw_call(berth, alice, "add", {"a": 1, "b": 2})
+        assert "refused by policy" in refused["error"]["message"], refused
+        allowed = raw_call(berth, alice, "echo", {"text": "ro"})
+        assert allowed["result"]["content"][0]["text"] == "ro", allowed
+        assert "refused by policy" in raw_call(berth, alice, "no_such_tool", {})["error"]["message"]
+        names, outcome, _ = await tools_and_call(berth, alice, "2026-07-28", "sleep", {"ms": 1})
+        assert "echo" in names and "sleep" not in names and "add" not in names and outcome == "refused"
+        # Bob loses every tool whose name starts with "s", and keeps the rest.
+        assert set_policy(berth, "bob", deny=["s*"]).status_code == 204
+        names, outcome, _ = await tools_and_call(berth, bob, "legacy", "sleep", {"ms": 1})
+        assert names and not any(n.startswith("s") for n in names) and {"echo", "add"} <= names
+        assert outcome == "refused"
+        assert set_policy(berth, "alice", annotations={"fastHint": True}).status_code == 400
+        assert set_policy(berth, "alice", annotations={"readOnlyHint": "yes"}).status_code == 400
     finally:
         berth.stop()

@@ -1,7 +1,7 @@
-"""Pools: a burst of callers on a `shared` connector starts more instances
-(up to the manifest's max, one more whenever all are at their target
-concurrency), every call is answered, and idle instances stop until none is
-left; a legacy session stays on the instance it started on."""
+"""Pools: a burst of 200 concurrent callers on a `shared` connector starts
+more instances (up to the manifest's max), every call is answered, the
+admin API and /metrics both see the instances, and idle instances stop
+until none is left; a legacy session stays on the instance it started on."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def instances(s, name=NAME) -> list[dict]:
     return []
 
 
+def ready_gauge(s, name=NAME) -> int:
+    """Ready instances of `name` as /metrics reports them."""
+    for line in httpx.get(f"{s.base}/metrics").text.splitlines():
+        if line.startswith("berth_instances{") and f'connector="{name}@' in line and 'state="ready"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
 async def test_a_burst_scales_out_and_idleness_scales_to_zero(tmp_path):
     s = serve(tmp_path, "--no-examples")
     try:
@@ -38,6 +46,8 @@ async def test_a_burst_scales_out_and_idleness_scales_to_zero(tmp_path):
         url = s.mcp(NAME)
         answers: list[str] = []
         seen = 0
+        seen_metric = 0
+        callers = 200
 
         async def one(client: httpx.AsyncClient, i: int):
             body = modern_body("tools/call", {"name": "sleep", "arguments": {"ms": 400}}, id=i)
@@ -45,24 +55,28 @@ async def test_a_burst_scales_out_and_idleness_scales_to_zero(tmp_path):
             answers.extend(m["result"]["content"][0]["text"] for m in messages(res) if "result" in m)
 
         async def watch():
-            nonlocal seen
-            while len(answers) < 120:
+            nonlocal seen, seen_metric
+            while len(answers) < callers:
                 seen = max(seen, len(instances(s)))
+                seen_metric = max(seen_metric, ready_gauge(s))
                 await anyio.sleep(0.1)
 
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=callers)) as client:
             with anyio.fail_after(120):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(watch)
-                    for i in range(120):
+                    for i in range(callers):
                         tg.start_soon(one, client, i)
-        assert answers == ["slept 400 ms"] * 120
+        assert answers == ["slept 400 ms"] * callers
         assert seen >= 2, f"the pool never grew beyond {seen} instance(s)"
         assert seen <= 4, "the pool grew beyond its max"
+        assert seen_metric >= 2, f"/metrics never showed more than {seen_metric} ready instance(s)"
         deadline = time.monotonic() + 30
         while instances(s) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert instances(s) == [], "idle instances were not stopped"
+        time.sleep(1.5)  # the gauges are refreshed once a second
+        assert ready_gauge(s) == 0, "/metrics still counts ready instances"
         # And from zero, the next call starts one again.
         _, text, _ = await call(url, "2026-07-28", "echo", {"text": "back"})
         assert text == "back" and len(instances(s)) == 1

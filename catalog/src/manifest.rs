@@ -6,6 +6,8 @@
 //! document is stored exactly as published ([`Manifest::document`]); the typed
 //! views here hold only what berth acts on.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -227,6 +229,8 @@ pub struct Hosting {
     pub isolation: Isolation,
     /// How many instances, and when to stop them.
     pub scaling: Scaling,
+    /// How often instances must prove they still answer.
+    pub health: Health,
     /// Upstream credentials injected per user.
     pub credentials: Vec<Credential>,
     /// Which tools callers may use unless a per-user policy says otherwise.
@@ -341,17 +345,54 @@ pub struct Scaling {
     pub min: u32,
     /// Most instances at once.
     pub max: u32,
-    /// In-flight requests per instance before another starts.
+    /// In-flight requests per instance the autoscaler aims for.
     pub target_concurrency: u32,
-    /// Seconds without requests after which an instance stops.
+    /// Most requests one instance serves at once; more wait in the queue.
+    pub max_concurrency: u32,
+    /// Most requests waiting for an instance with room; more are refused.
+    pub queue_limit: u32,
+    /// Longest a request waits in the queue.
+    pub queue_timeout_seconds: u64,
+    /// Seconds without requests after which the pool may stop instances
+    /// (down to `min`, or to zero).
     pub idle_timeout_seconds: u64,
+    /// The autoscaler's averaging window (Knative's stable window); its
+    /// panic window is a tenth of it.
+    pub stable_window_seconds: u64,
     /// Started instances kept ready beyond demand, to hide cold starts.
     pub warm_pool: u32,
 }
 
 impl Default for Scaling {
     fn default() -> Self {
-        Self { min: 0, max: 4, target_concurrency: 16, idle_timeout_seconds: 300, warm_pool: 0 }
+        Self {
+            min: 0,
+            max: 4,
+            target_concurrency: 16,
+            max_concurrency: 64,
+            queue_limit: 256,
+            queue_timeout_seconds: 30,
+            idle_timeout_seconds: 300,
+            stable_window_seconds: 60,
+            warm_pool: 0,
+        }
+    }
+}
+
+/// Health checks: `ping` (legacy) or `server/discover` (modern) to each
+/// running instance; one that does not answer in time is replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Health {
+    /// Seconds between checks of one instance; 0 turns checks off.
+    pub interval_seconds: u64,
+    /// Seconds an instance has to answer.
+    pub timeout_seconds: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self { interval_seconds: 30, timeout_seconds: 10 }
     }
 }
 
@@ -384,10 +425,49 @@ pub enum Injection {
 pub struct ToolPolicy {
     /// What happens to tools in neither list.
     pub default: PolicyDefault,
-    /// Tools always allowed.
+    /// Tools always allowed: names, or patterns with `*` and `?`.
     pub allow: Vec<String>,
-    /// Tools always refused.
+    /// Tools always refused: names or patterns; deny wins over allow.
     pub deny: Vec<String>,
+    /// Hints a tool's annotations must have for it to be used at all, e.g.
+    /// `{"readOnlyHint": true}`; a hint the server leaves out takes the
+    /// value MCP defines for it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<Hint, bool>,
+}
+
+/// A tool annotation hint a policy can require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Hint {
+    /// The tool does not modify its environment (default false).
+    ReadOnlyHint,
+    /// A modifying tool may destroy (default true).
+    DestructiveHint,
+    /// Repeating a call has no further effect (default false).
+    IdempotentHint,
+    /// The tool reaches outside entities (default true).
+    OpenWorldHint,
+}
+
+impl Hint {
+    /// Every hint.
+    pub const ALL: [Hint; 4] = [Hint::ReadOnlyHint, Hint::DestructiveHint, Hint::IdempotentHint, Hint::OpenWorldHint];
+
+    /// Its name in a tool's `annotations`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Hint::ReadOnlyHint => "readOnlyHint",
+            Hint::DestructiveHint => "destructiveHint",
+            Hint::IdempotentHint => "idempotentHint",
+            Hint::OpenWorldHint => "openWorldHint",
+        }
+    }
+
+    /// Its value when the server leaves it out (MCP's `ToolAnnotations`).
+    pub fn default_value(self) -> bool {
+        matches!(self, Hint::DestructiveHint | Hint::OpenWorldHint)
+    }
 }
 
 /// Allow or deny.

@@ -30,6 +30,9 @@ pub mod code {
     pub const SERVER_UNAVAILABLE: i64 = -32001;
     /// berth: the request took longer than berth allows.
     pub const TIMEOUT: i64 = -32002;
+    /// berth: every instance is at its concurrency limit and the request
+    /// found the queue full, or waited in it past the deadline.
+    pub const OVERLOADED: i64 = -32003;
 }
 
 /// A JSON-RPC error object, as berth produces it.

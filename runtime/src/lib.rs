@@ -9,6 +9,7 @@
 //! protocol revisions, and [`jsonrpc`] the little of JSON-RPC berth parses.
 
 pub mod audit;
+pub mod autoscale;
 pub mod db;
 pub mod era;
 pub mod front;

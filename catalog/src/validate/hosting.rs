@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::checker::{Checker, kind};
 use super::is_env_name;
-use crate::manifest::{EXTENSION_KEY, Size};
+use crate::manifest::{EXTENSION_KEY, Hint, Size};
 use crate::problem::Pointer;
 
 const MIB: u64 = 1 << 20;
@@ -18,7 +18,11 @@ pub(super) fn check(c: &mut Checker, doc: &Map<String, Value>, root: &Pointer) {
     };
     let at = root.key("_meta").key(EXTENSION_KEY);
     let Some(ext) = c.object(ext, &at) else { return };
-    c.only(ext, &at, &["sandbox", "limits", "egress", "isolation", "scaling", "credentials", "policy", "era"]);
+    c.only(
+        ext,
+        &at,
+        &["sandbox", "limits", "egress", "isolation", "scaling", "health", "credentials", "policy", "era"],
+    );
 
     let backend = sandbox(c, ext, &at, doc);
     limits(c, ext, &at);
@@ -30,6 +34,7 @@ pub(super) fn check(c: &mut Checker, doc: &Map<String, Value>, root: &Pointer) {
     }
     let isolation = c.one_of(ext, &at, "isolation", false, &["shared", "user", "session"]).unwrap_or("shared");
     scaling(c, ext, &at);
+    health(c, ext, &at);
     let mut has_credentials = false;
     c.array(ext, &at, "credentials", |c, v, here| {
         has_credentials = true;
@@ -131,12 +136,34 @@ fn egress_entry(c: &mut Checker, v: &Value, at: Pointer) {
 fn scaling(c: &mut Checker, ext: &Map<String, Value>, at: &Pointer) {
     let Some(s) = c.member_object(ext, at, "scaling") else { return };
     let here = at.key("scaling");
-    c.only(s, &here, &["min", "max", "targetConcurrency", "idleTimeoutSeconds", "warmPool"]);
+    c.only(
+        s,
+        &here,
+        &[
+            "min",
+            "max",
+            "targetConcurrency",
+            "maxConcurrency",
+            "queueLimit",
+            "queueTimeoutSeconds",
+            "idleTimeoutSeconds",
+            "stableWindowSeconds",
+            "warmPool",
+        ],
+    );
     let min = c.whole(s, &here, "min", 0..=1000);
     let max = c.whole(s, &here, "max", 1..=1000);
-    c.whole(s, &here, "targetConcurrency", 1..=10_000);
+    let target = c.whole(s, &here, "targetConcurrency", 1..=10_000);
+    let most = c.whole(s, &here, "maxConcurrency", 1..=10_000);
+    c.whole(s, &here, "queueLimit", 0..=100_000);
+    c.whole(s, &here, "queueTimeoutSeconds", 0..=3600);
     c.whole(s, &here, "idleTimeoutSeconds", 1..=7 * 24 * 3600);
+    c.whole(s, &here, "stableWindowSeconds", 6..=3600);
     let warm = c.whole(s, &here, "warmPool", 0..=1000);
+    let most = most.unwrap_or(64);
+    if target.is_some_and(|t| t > most) {
+        c.report(&here.key("targetConcurrency"), format!("targetConcurrency must not exceed maxConcurrency ({most})"));
+    }
     let max = max.unwrap_or(4);
     if min.is_some_and(|m| m > max) {
         c.report(&here.key("min"), format!("min must not exceed max ({max})"));
@@ -144,6 +171,14 @@ fn scaling(c: &mut Checker, ext: &Map<String, Value>, at: &Pointer) {
     if warm.is_some_and(|w| w > max) {
         c.report(&here.key("warmPool"), format!("warmPool must not exceed max ({max})"));
     }
+}
+
+fn health(c: &mut Checker, ext: &Map<String, Value>, at: &Pointer) {
+    let Some(h) = c.member_object(ext, at, "health") else { return };
+    let here = at.key("health");
+    c.only(h, &here, &["intervalSeconds", "timeoutSeconds"]);
+    c.whole(h, &here, "intervalSeconds", 0..=24 * 3600);
+    c.whole(h, &here, "timeoutSeconds", 1..=600);
 }
 
 fn credential(c: &mut Checker, v: &Value, at: &Pointer) {
@@ -181,16 +216,27 @@ fn credential(c: &mut Checker, v: &Value, at: &Pointer) {
 fn policy(c: &mut Checker, ext: &Map<String, Value>, at: &Pointer) {
     let Some(p) = c.member_object(ext, at, "policy") else { return };
     let here = at.key("policy");
-    c.only(p, &here, &["default", "allow", "deny"]);
+    c.only(p, &here, &["default", "allow", "deny", "annotations"]);
     c.one_of(p, &here, "default", false, &["allow", "deny"]);
     let mut allowed = Vec::new();
     c.array(p, &here, "allow", |c, v, at| match v.as_str() {
-        Some(s) => allowed.push(s),
-        None => c.report(&at, "expected a tool name"),
+        Some(s) if !s.is_empty() => allowed.push(s),
+        _ => c.report(&at, "expected a tool name or pattern"),
     });
     c.array(p, &here, "deny", |c, v, at| match v.as_str() {
         Some(s) if allowed.contains(&s) => c.report(&at, format!("\"{s}\" is both allowed and denied")),
-        Some(_) => {}
-        None => c.report(&at, "expected a tool name"),
+        Some(s) if !s.is_empty() => {}
+        _ => c.report(&at, "expected a tool name or pattern"),
     });
+    if let Some(a) = c.member_object(p, &here, "annotations") {
+        let at = here.key("annotations");
+        for (k, v) in a {
+            if !Hint::ALL.iter().any(|h| h.key() == k) {
+                let known: Vec<&str> = Hint::ALL.iter().map(|h| h.key()).collect();
+                c.report(&at.key(k), format!("unknown hint; expected one of {}", known.join(", ")));
+            } else if !v.is_boolean() {
+                c.report(&at.key(k), "expected true or false");
+            }
+        }
+    }
 }

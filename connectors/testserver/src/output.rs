@@ -8,6 +8,7 @@
 //! whole lines to the real stdout, putting the raw lines between them.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
@@ -26,6 +27,14 @@ pub struct Stdout {
     pub pump: JoinHandle<()>,
 }
 
+/// Set by the `freeze` tool: the pump stops writing, for good.
+static FROZEN: AtomicBool = AtomicBool::new(false);
+
+/// Makes the server wedged: alive, reading its input, and answering nothing.
+pub fn freeze() {
+    FROZEN.store(true, Ordering::Release);
+}
+
 /// Starts the pump on the current runtime.
 pub fn spawn() -> Stdout {
     let (writer, reader) = tokio::io::duplex(1 << 20);
@@ -41,6 +50,9 @@ async fn pump(reader: DuplexStream, mut raw_lines: mpsc::UnboundedReceiver<Vec<u
     // raw line interrupted it, so a message is never cut.
     let mut line = Vec::new();
     loop {
+        if FROZEN.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
         tokio::select! {
             // Raw lines first: a tool queues them before rmcp writes its reply,
             // so they always precede that reply on stdout.

@@ -234,20 +234,21 @@ impl Relay {
 
     async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
         let caller = self.caller();
-        if let Err(e) = self.front.check_call(&self.req.method, self.req.params.as_ref(), &caller) {
+        if let Err(e) = self.front.check_call(&self.req.method, self.req.params.as_ref(), &caller).await {
             self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
             return Err(e);
         }
         let pool =
             self.session.pool.get().ok_or_else(|| ErrorObject::new(code::INTERNAL_ERROR, "session without a pool"))?;
-        let ready = pool.ready_pinned(&self.session.pin).await?;
+        let lease = pool.lease_pinned(&self.session.pin).await?;
         let mut params = self.req.params.clone();
-        let modern = ready.profile.era == Era::Modern;
+        let modern = lease.profile.era == Era::Modern;
         if modern {
             era::add_modern_meta(&mut params, &self.session.client_info, &self.session.capabilities);
         }
-        let call = ready.conn.call(&self.req.method, params.clone(), true)?;
-        Ok((call, ready.conn.clone(), params.filter(|_| modern)))
+        let conn = lease.conn.clone();
+        let call = conn.call(&self.req.method, params.clone(), true)?.hold(lease);
+        Ok((call, conn, params.filter(|_| modern)))
     }
 
     /// Relays events until the final response. A client that drops the
@@ -309,7 +310,7 @@ impl Relay {
                     });
                     match retry {
                         Ok(next) => {
-                            call = next;
+                            call = next.carry(&mut call);
                             continue;
                         }
                         Err(err) => {

@@ -12,6 +12,7 @@ mod listen;
 mod modern;
 mod reply;
 mod session;
+mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,8 @@ pub struct Front {
     closing: tokio::sync::watch::Sender<bool>,
     sessions: Sessions,
     continuations: Continuations,
+    /// Tools' annotations, for annotation policies.
+    tools: tools::ToolIndex,
 }
 
 impl Front {
@@ -114,6 +117,7 @@ impl Front {
             pools,
             sessions: Sessions::new(config.max_sessions, config.session_idle),
             continuations: Continuations::new(config.input_timeout),
+            tools: Default::default(),
             closing: tokio::sync::watch::Sender::new(false),
             config,
         });
@@ -170,15 +174,23 @@ impl Front {
 
     /// Refuses a call the policy forbids, or to a tool whose definition
     /// changed since it was approved.
-    pub(crate) fn check_call(
+    pub(crate) async fn check_call(
         &self,
         method: &str,
         params: Option<&serde_json::Value>,
         caller: &CallerRef,
     ) -> Result<(), ErrorObject> {
-        self.config.policy.check(method, params)?;
-        if let Some(p) = self.user_policy(caller) {
-            p.check(method, params)?;
+        let user = self.user_policy(caller);
+        let needs_annotations =
+            self.config.policy.needs_annotations() || user.as_ref().is_some_and(|p| p.needs_annotations());
+        if method == "tools/call" && needs_annotations {
+            let tool = params.and_then(|p| p.get("name")).and_then(serde_json::Value::as_str).unwrap_or("");
+            self.learn_tool(tool, caller).await?;
+        }
+        let known = |name: &str| self.tools.get(name);
+        self.config.policy.check(method, params, known)?;
+        if let Some(p) = user {
+            p.check(method, params, known)?;
         }
         if method == "tools/call"
             && let Some(pins) = &self.config.pins
@@ -204,6 +216,11 @@ impl Front {
         result: Box<serde_json::value::RawValue>,
         caller: &CallerRef,
     ) -> Box<serde_json::value::RawValue> {
+        if method == "tools/list"
+            && let Ok(page) = serde_json::from_str::<serde_json::Value>(result.get())
+        {
+            self.tools.record(&page);
+        }
         let mut result = self.config.policy.filter(method, result);
         if let Some(p) = self.user_policy(caller) {
             result = p.filter(method, result);

@@ -47,18 +47,19 @@ pub async fn request(
         }
         _ => {}
     }
-    if let Err(err) = front.check_call(&req.method, req.params.as_ref(), &caller) {
+    if let Err(err) = front.check_call(&req.method, req.params.as_ref(), &caller).await {
         front.audit(&caller, req.target_name().unwrap_or(""), Decision::Deny, None, started);
         return reply::error(StatusCode::OK, Some(&req.id), &err);
     }
-    let ready = match front.pool_for(&caller).await {
-        Ok(pool) => pool.ready().await,
+    let lease = match front.pool_for(&caller).await {
+        Ok(pool) => pool.lease().await,
         Err(err) => Err(err),
     };
-    let ready = match ready {
-        Ok(r) => r,
+    let lease = match lease {
+        Ok(l) => l,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
+    let ready = lease.ready();
     let legacy = ready.profile.era == Era::Legacy;
     let bind = binding(&req.method, req.target_name());
     let resumed = req.param_str("requestState").filter(|_| legacy).map(str::to_owned);
@@ -83,7 +84,7 @@ pub async fn request(
                 era::strip_modern_meta(&mut params);
             }
             match ready.conn.call(&req.method, params, true) {
-                Ok(call) => (call, ready.conn.clone()),
+                Ok(call) => (call.hold(lease), ready.conn.clone()),
                 Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
             }
         }

@@ -151,7 +151,7 @@ impl Hosting {
             loop {
                 tick.tick().await;
                 let Some(hosting) = weak.upgrade() else { return };
-                hosting.stop_idle();
+                hosting.tend();
             }
         });
         hosting
@@ -225,13 +225,19 @@ impl Hosting {
             .materialize(manifest.package())
             .await
             .map_err(|source| HostingError::Artifact { connector: format!("{name} {}", entry.version()), source })?;
-        let s = &manifest.hosting.scaling;
+        let (s, health) = (&manifest.hosting.scaling, &manifest.hosting.health);
         let scaling = Scaling {
             min: s.min as usize,
             max: s.max as usize,
             target: s.target_concurrency as usize,
+            max_concurrency: s.max_concurrency as usize,
+            queue: s.queue_limit as usize,
+            queue_timeout: Duration::from_secs(s.queue_timeout_seconds),
             warm: s.warm_pool as usize,
             idle: Duration::from_secs(s.idle_timeout_seconds),
+            stable_window: Duration::from_secs(s.stable_window_seconds),
+            health_interval: Duration::from_secs(health.interval_seconds),
+            health_timeout: Duration::from_secs(health.timeout_seconds),
         };
         let isolation = match manifest.hosting.isolation {
             berth_catalog::manifest::Isolation::Shared => Isolation::Shared,
@@ -321,11 +327,26 @@ impl Hosting {
         })
     }
 
-    /// Scales every pool: idle instances stop, minimums and warm reserves start.
-    fn stop_idle(&self) {
-        let endpoints: Vec<Arc<Endpoint>> = self.endpoints.lock().values().cloned().collect();
-        for e in endpoints {
+    /// Scales every pool to its autoscaler's decision, and reports
+    /// instances by state and queue depth per connector version.
+    fn tend(&self) {
+        let endpoints: Vec<((String, String), Arc<Endpoint>)> =
+            self.endpoints.lock().iter().map(|(k, e)| (k.clone(), e.clone())).collect();
+        for ((name, version), e) in endpoints {
+            // The label other metrics use for a connector version.
+            let connector = format!("{name}@{version}");
             e.pools.tend();
+            let mut by_state: HashMap<&'static str, usize> =
+                ["ready", "starting", "stopped", "draining", "crash-loop"].into_iter().map(|s| (s, 0)).collect();
+            for (_, instances) in e.pools.instances() {
+                for i in instances {
+                    *by_state.entry(i.state).or_default() += 1;
+                }
+            }
+            for (state, n) in by_state {
+                metrics::gauge!("berth_instances", "connector" => connector.clone(), "state" => state).set(n as f64);
+            }
+            metrics::gauge!("berth_queue_depth", "connector" => connector).set(e.pools.queued() as f64);
         }
     }
 

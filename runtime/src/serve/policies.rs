@@ -36,7 +36,10 @@ pub(super) async fn put(app: &AppState, name: &str, user: &str, body: &[u8]) -> 
         Err(e) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
-                format!("expected {{\"default\": \"allow\"|\"deny\", \"allow\": [...], \"deny\": [...]}}: {e}"),
+                format!(
+                    "expected {{\"default\": \"allow\"|\"deny\", \"allow\": [patterns], \"deny\": [patterns], \
+                     \"annotations\": {{\"readOnlyHint\"|\"destructiveHint\"|\"idempotentHint\"|\"openWorldHint\": bool}}}}: {e}"
+                ),
                 None,
             );
         }

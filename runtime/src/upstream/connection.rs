@@ -96,6 +96,8 @@ struct Shared {
     alive: Arc<AtomicBool>,
     closed: watch::Sender<Option<String>>,
     events: broadcast::Sender<Arc<Broadcast>>,
+    /// Rung to kill the process now (a failed health check).
+    kill: tokio::sync::Notify,
 }
 
 /// A handle to one running server. Cloning shares it; when the last clone is
@@ -130,6 +132,7 @@ impl Connection {
             alive,
             closed,
             events,
+            kill: tokio::sync::Notify::new(),
         });
         let (owner_tx, owner_rx) = oneshot::channel::<()>();
         let (exit_tx, exit_rx) = watch::channel::<Option<ExitStatus>>(None);
@@ -138,8 +141,13 @@ impl Connection {
         tokio::spawn(stderr::capture(stderr, name.to_owned(), pid));
         let grace = limits.exit_grace;
         let name = name.to_owned();
+        let killer = shared.clone();
         tokio::spawn(async move {
             tokio::select! {
+                _ = killer.kill.notified() => {
+                    let _ = control.kill().await;
+                    let _ = exit_tx.send(control.wait().await.ok());
+                }
                 status = control.wait() => {
                     if let Ok(status) = &status { tracing::info!(connector = %name, ?pid, %status, "server exited"); }
                     let _ = exit_tx.send(status.ok());
@@ -176,6 +184,14 @@ impl Connection {
         self.shared.pending.lock().len()
     }
 
+    /// Kills the server now: no new call is sent to it, and the calls in
+    /// flight fail as soon as its stdout closes.
+    pub fn kill(&self, reason: &str) {
+        tracing::info!(pid = ?self.pid, %reason, "killing server");
+        self.shared.alive.store(false, Ordering::Release);
+        self.shared.kill.notify_one();
+    }
+
     /// Whether the server has gone away; the reason if so.
     pub fn closed(&self) -> Option<String> {
         self.shared.closed.borrow().clone()
@@ -205,7 +221,7 @@ impl Connection {
             self.shared.pending.lock().remove(&id);
             return Err(unavailable("server stdin is closed"));
         }
-        Ok(Call { id, rx, shared: self.shared.clone(), done: false })
+        Ok(Call { id, rx, shared: self.shared.clone(), done: false, held: None })
     }
 
     /// Sends a request and waits for its final outcome, ignoring upcalls.
@@ -246,9 +262,24 @@ pub struct Call {
     rx: mpsc::UnboundedReceiver<Upcall>,
     shared: Arc<Shared>,
     done: bool,
+    /// Kept until the call is dropped (the caller's slot on the instance).
+    held: Option<Box<dyn Send + Sync>>,
 }
 
 impl Call {
+    /// Keeps `guard` alive as long as the call: a slot on the instance is
+    /// then held until the answer arrives, however the answer is streamed.
+    pub fn hold(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.held = Some(Box::new(guard));
+        self
+    }
+
+    /// Moves what `earlier` holds to this call (a retry of the same request).
+    pub fn carry(mut self, earlier: &mut Call) -> Self {
+        self.held = earlier.held.take();
+        self
+    }
+
     /// The next thing the server sent for this call. After [`Upcall::Done`]
     /// the call is finished; calling again returns an error outcome.
     pub async fn next(&mut self) -> Upcall {

@@ -152,3 +152,27 @@ async fn initialize(conn: &Connection, timeout: Duration) -> Result<ServerProfil
         instructions: result.get("instructions").and_then(Value::as_str).map(str::to_owned),
     })
 }
+
+/// Asks a running server for a cheap answer: `ping` (legacy) or
+/// `server/discover` (modern). Any answer, an error included, proves it
+/// alive; silence for `timeout` or a dead connection does not.
+pub async fn health_check(conn: &Connection, era: Era, timeout: Duration) -> Result<(), String> {
+    let (method, params) = match era {
+        Era::Legacy => ("ping", None),
+        Era::Modern => (
+            "server/discover",
+            Some(json!({"_meta": era::modern_meta(&client_info(), &client_capabilities(), era::MODERN)})),
+        ),
+    };
+    match conn.request(method, params, timeout).await {
+        Ok(_) => Ok(()),
+        Err(raw) => {
+            let err: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+            if err["code"] == code::TIMEOUT || !conn.is_alive() {
+                Err(err["message"].as_str().unwrap_or("no answer").to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    }
+}

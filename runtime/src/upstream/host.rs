@@ -2,8 +2,10 @@
 //!
 //! Requests ask the host for a [`Ready`] server; the first asks it to launch
 //! one. A server that keeps dying is relaunched after a jittered exponential
-//! backoff so a crash loop cannot spin a core. The era learned by the first
-//! handshake is cached, so later launches skip the probe.
+//! backoff so a crash loop cannot spin a core; after [`CIRCUIT_AFTER`]
+//! failures in a row the circuit opens: requests are refused at once, saying
+//! why, and one trial launch is allowed per cool-off period. The era learned
+//! by the first handshake is cached, so later launches skip the probe.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +16,17 @@ use rand::Rng;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::handshake::{HandshakeError, handshake};
+use super::handshake::{HandshakeError, handshake, health_check};
 use super::{Broadcast, Connection, Era, Limits, ServerProfile};
 use crate::jsonrpc::{ErrorObject, code};
 
 /// How a host launches and probes its server.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
-    /// Name for logs.
+    /// Name for logs (may name the user a pool serves).
     pub name: String,
+    /// The connector, for metric labels (never a user).
+    pub connector: String,
     /// What to run.
     pub spec: SandboxSpec,
     /// Per-connection limits.
@@ -42,8 +46,10 @@ pub struct HostConfig {
 impl HostConfig {
     /// Defaults for running `spec`.
     pub fn new(name: impl Into<String>, spec: SandboxSpec) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            connector: name.clone(),
+            name,
             spec,
             limits: Limits::default(),
             era: None,
@@ -68,10 +74,27 @@ pub struct Ready {
 /// A server lifetime shorter than this counts as a crash for backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
+/// Consecutive quick deaths or failed launches that open the circuit.
+pub const CIRCUIT_AFTER: u32 = 5;
+
+/// How long an open circuit refuses requests before one trial launch.
+const CIRCUIT_COOL_OFF: Duration = Duration::from_secs(30);
+
 struct Launcher {
     /// Consecutive quick deaths or failed launches.
     failures: u32,
     era: Option<Era>,
+}
+
+/// What the admin API shows of a host that is not running.
+#[derive(Debug, Clone, Default)]
+pub struct HostStatus {
+    /// Requests are being refused until the next trial launch.
+    pub circuit_open: bool,
+    /// Why the last instance died or failed to start.
+    pub last_error: Option<String>,
+    /// When the open circuit allows its next trial.
+    retry_at: Option<Instant>,
 }
 
 /// Supervises one connector's server process.
@@ -82,6 +105,7 @@ pub struct Host {
     launcher: tokio::sync::Mutex<Launcher>,
     events: broadcast::Sender<Arc<Broadcast>>,
     last_used: parking_lot::Mutex<Instant>,
+    status: parking_lot::Mutex<HostStatus>,
 }
 
 impl Host {
@@ -105,6 +129,7 @@ impl Host {
             launcher: tokio::sync::Mutex::new(Launcher { failures: 0, era }),
             events,
             last_used: parking_lot::Mutex::new(Instant::now()),
+            status: parking_lot::Mutex::new(HostStatus::default()),
         }
     }
 
@@ -134,9 +159,13 @@ impl Host {
             } else {
                 launcher.failures = 0;
             }
+            self.status.lock().last_error = dead.conn.closed();
+        }
+        if launcher.failures >= CIRCUIT_AFTER {
+            self.circuit_trial(&launcher)?;
         }
         loop {
-            if launcher.failures > 0 {
+            if launcher.failures > 0 && launcher.failures < CIRCUIT_AFTER {
                 let delay = self.backoff(launcher.failures);
                 tracing::info!(connector = %self.config.name, ?delay, failures = launcher.failures, "relaunch backoff");
                 tokio::time::sleep(delay).await;
@@ -144,6 +173,7 @@ impl Host {
             match self.launch(launcher.era).await {
                 Ok(ready) => {
                     launcher.era = Some(ready.profile.era);
+                    self.status.lock().circuit_open = false;
                     let ready = Arc::new(ready);
                     *self.current.write() = Some(ready.clone());
                     return Ok(ready);
@@ -154,6 +184,7 @@ impl Host {
                 }
                 Err(HandshakeError::Failed(err)) => {
                     launcher.failures += 1;
+                    self.status.lock().last_error = Some(err.message.clone());
                     return Err(err);
                 }
             }
@@ -167,8 +198,8 @@ impl Host {
         })?;
         let conn = Connection::start(instance, self.config.limits.clone(), self.events.clone(), &self.config.name);
         let profile = handshake(&conn, era, self.config.probe_timeout, self.config.init_timeout).await?;
-        metrics::counter!("berth_cold_starts_total", "connector" => self.config.name.clone()).increment(1);
-        metrics::histogram!("berth_cold_start_seconds", "connector" => self.config.name.clone())
+        metrics::counter!("berth_cold_starts_total", "connector" => self.config.connector.clone()).increment(1);
+        metrics::histogram!("berth_cold_start_seconds", "connector" => self.config.connector.clone())
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
             connector = %self.config.name,
@@ -180,6 +211,62 @@ impl Host {
             "server ready"
         );
         Ok(Ready { conn, profile, started })
+    }
+
+    /// With the circuit open: refuses at once during the cool-off, then
+    /// lets one caller make a trial launch (re-arming the cool-off, so a
+    /// failed trial keeps it open). Opening it refuses too.
+    fn circuit_trial(&self, launcher: &Launcher) -> Result<(), ErrorObject> {
+        let mut status = self.status.lock();
+        let now = Instant::now();
+        if !status.circuit_open {
+            status.circuit_open = true;
+            status.retry_at = Some(now + CIRCUIT_COOL_OFF);
+            metrics::counter!("berth_circuit_opened_total", "connector" => self.config.connector.clone()).increment(1);
+            tracing::warn!(
+                connector = %self.config.name,
+                failures = launcher.failures,
+                error = ?status.last_error,
+                cool_off = ?CIRCUIT_COOL_OFF,
+                "crash loop: refusing requests until a trial launch"
+            );
+        } else if status.retry_at.is_some_and(|t| now >= t) {
+            status.retry_at = Some(now + CIRCUIT_COOL_OFF);
+            return Ok(());
+        }
+        let wait = status.retry_at.map(|t| t.saturating_duration_since(now)).unwrap_or_default();
+        let why = status.last_error.as_deref().unwrap_or("it keeps failing");
+        let msg = format!(
+            "connector unavailable: {} failed {} times in a row ({why}); next attempt in {}s",
+            self.config.connector,
+            launcher.failures,
+            wait.as_secs().max(1)
+        );
+        Err(ErrorObject::new(code::SERVER_UNAVAILABLE, msg))
+    }
+
+    /// Why this host is not running, for the admin API.
+    pub fn status(&self) -> HostStatus {
+        self.status.lock().clone()
+    }
+
+    /// Asks the running server for a cheap answer within `timeout`. An
+    /// error from the server still proves it alive; only silence or a
+    /// dead connection fails.
+    pub async fn check(&self, timeout: Duration) -> Result<(), String> {
+        match self.current() {
+            Some(ready) => health_check(&ready.conn, ready.profile.era, timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Kills the running server (its in-flight calls fail now); the next
+    /// request launches a new one.
+    pub fn replace(&self, reason: &str) {
+        if let Some(ready) = self.current.read().clone() {
+            self.status.lock().last_error = Some(reason.to_owned());
+            ready.conn.kill(reason);
+        }
     }
 
     fn backoff(&self, failures: u32) -> Duration {

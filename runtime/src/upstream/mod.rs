@@ -9,5 +9,5 @@ mod stderr;
 mod stdin;
 
 pub use connection::{Broadcast, Call, Connection, Limits, Upcall};
-pub use handshake::{Era, ServerProfile};
+pub use handshake::{Era, ServerProfile, client_info};
 pub use host::{Host, HostConfig, Ready};

@@ -70,7 +70,8 @@ fn internal(e: impl std::fmt::Display) -> ErrorData {
 impl TestServer {
     #[tool(
         description = "Echo the text back, as text and as structured content {text}.",
-        output_schema = schema_for_output::<Text>()
+        output_schema = schema_for_output::<Text>(),
+        annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn echo(&self, Parameters(Text { text: t }): Parameters<Text>) -> Result<CallToolResult, ErrorData> {
         structured(t.clone(), &Text { text: t })
@@ -175,9 +176,18 @@ impl TestServer {
         text(s)
     }
 
-    #[tool(description = "Exit the process at once with `code` (default 3), without answering.")]
+    #[tool(
+        description = "Exit the process at once with `code` (default 3), without answering.",
+        annotations(destructive_hint = true)
+    )]
     async fn crash(&self, Parameters(Crash { code }): Parameters<Crash>) -> CallToolResult {
         std::process::exit(code.unwrap_or(DEFAULT_CRASH_CODE))
+    }
+
+    #[tool(description = "Wedge the server: it stays alive and never writes another message.")]
+    async fn freeze(&self) -> CallToolResult {
+        crate::output::freeze();
+        std::future::pending().await
     }
 
     #[tool(description = "Print non-JSON lines to stdout, then answer \"ok\" normally.")]
