@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks: the bridge (direct pipe vs berth vs supergateway) and sandbox
-# cold start / idle memory per backend, each against a baseline in the same run.
+# Benchmarks: the bridge (direct pipe vs berth vs supergateway), sandbox cold
+# start / idle memory per backend, and pool scaling (1 vs N instances; cold vs
+# warm first call), each against a baseline in the same run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -16,3 +17,4 @@ export BERTH_TESTSERVER="$CARGO_TARGET_DIR/release/berth-testserver"
 export BERTH_SUPERGATEWAY
 cargo bench --locked -p berth-runtime --bench bridge
 cargo bench --locked -p berth-runtime --bench cold_start
+cargo bench --locked -p berth-runtime --bench scaling

@@ -78,7 +78,7 @@ def world(tmp_path_factory):
     idp = Idp(free_port(), base)
     berth = serve(tmp_path_factory.mktemp("broker"), "--no-examples", "--auth", "oauth", "--public-url", base,
                   "--oidc-issuer", idp.issuer, "--oidc-client-id", "berth-login", "--oidc-client-secret", LOGIN_SECRET,
-                  listen=f"127.0.0.1:{port}")
+                  "--oidc-scopes", "openid,email,profile,groups", listen=f"127.0.0.1:{port}")
     provider = {"issuer": idp.issuer, "client_id": "berth-broker", "client_secret": BROKER_SECRET, "scopes": ["openid", "repo"]}
     res = httpx.put(f"{base}/admin/v1/providers/acme", json=provider, headers=berth.admin())
     assert res.status_code == 204, res.text
@@ -250,3 +250,10 @@ async def test_a_grant_the_provider_forgot_needs_connecting_again(world):
     page = browse(browser, f"{berth.base}/connect/acme", "erin")
     assert "Connected" in page.text, page.text
     assert idp.userinfo((await whoami(berth, browser, storage, "legacy"))["token"]).json()["sub"] == "erin"
+
+
+def test_sign_in_records_the_providers_groups(world):
+    berth, _ = world
+    connect(berth, "dana")
+    listed = httpx.get(f"{berth.base}/admin/v1/groups", headers=berth.admin()).json()
+    assert listed.get("team-dana") == {"dana": ["oidc"]}, listed

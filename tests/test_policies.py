@@ -133,3 +133,38 @@ async def test_annotation_rules_and_name_patterns(tmp_path):
         assert set_policy(berth, "alice", annotations={"readOnlyHint": "yes"}).status_code == 400
     finally:
         berth.stop()
+
+
+async def test_group_policies_apply_to_members(tmp_path):
+    berth = start(tmp_path)
+    groups = f"{berth.base}/admin/v1/groups"
+    try:
+        assert post_manifest(berth, first_party_manifest(name=CONNECTOR)).status_code == 201
+        alice, bob = pat(berth, "alice"), pat(berth, "bob")
+        assert httpx.put(f"{groups}/contractors/members/alice", headers=berth.admin()).status_code == 204
+        assert set_policy(berth, "group:contractors", deny=["add"]).status_code == 204
+        names, outcome, _ = await tools_and_call(berth, alice, "2026-07-28", "add", {"a": 1, "b": 2})
+        assert "add" not in names and outcome == "refused"
+        names, outcome, _ = await tools_and_call(berth, bob, "legacy", "add", {"a": 1, "b": 2})
+        assert "add" in names and outcome == "ok", "bob is in no group"
+        # Her own policy and her group's both apply.
+        assert set_policy(berth, "alice", deny=["echo"]).status_code == 204
+        names, outcome, _ = await tools_and_call(berth, alice, "legacy", "sleep", {"ms": 1})
+        assert "add" not in names and "echo" not in names and "sleep" in names and outcome == "ok"
+        assert httpx.get(groups, headers=berth.admin()).json() == {"contractors": {"alice": ["admin"]}}
+        assert httpx.put(f"{groups}/contractors/members/alice").status_code == 401
+        assert set_policy(berth, "group:", deny=["x"]).status_code == 400
+        assert httpx.put(f"{groups}/{'x' * 129}/members/alice", headers=berth.admin()).status_code == 400
+    finally:
+        assert berth.stop() == 0
+    again = start(tmp_path)
+    groups = f"{again.base}/admin/v1/groups"
+    try:
+        names, outcome, _ = await tools_and_call(again, alice, "2026-07-28", "add", {"a": 1, "b": 2})
+        assert "add" not in names and outcome == "refused", "the membership survived the restart"
+        assert httpx.delete(f"{groups}/contractors/members/alice", headers=again.admin()).status_code == 204
+        assert httpx.delete(f"{groups}/contractors/members/alice", headers=again.admin()).status_code == 404
+        names, outcome, _ = await tools_and_call(again, alice, "2026-07-28", "add", {"a": 1, "b": 2})
+        assert "add" in names and outcome == "ok"
+    finally:
+        again.stop()

@@ -1,4 +1,4 @@
-//! The runtime's own tables (audit trail, tool pins, user policies), in the catalog's
+//! The runtime's own tables (audit trail, tool pins, policies, groups), in the catalog's
 //! database with a migration history of their own.
 
 use sqlx::AnyPool;
@@ -14,6 +14,7 @@ fn migrator() -> Migrator {
         migration(1, "audit", include_str!("../migrations/0001_audit.sql")),
         migration(2, "tool pins", include_str!("../migrations/0002_tool_pins.sql")),
         migration(3, "user policies", include_str!("../migrations/0003_policies.sql")),
+        migration(4, "groups", include_str!("../migrations/0004_groups.sql")),
     ]);
     m.dangerous_set_table_name("_berth_runtime_migrations");
     m

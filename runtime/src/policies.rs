@@ -1,6 +1,8 @@
-//! Per-user tool policies: an admin narrows what one user may see and call
-//! on a connector, on top of the connector's manifest policy (a tool must
-//! pass both). Kept in the runtime's tables, loaded once per connector.
+//! Per-user and per-group tool policies: an admin narrows what one user, or
+//! every member of a group (subject `group:NAME`), may see and call on a
+//! connector, on top of the connector's manifest policy (a tool must pass
+//! every policy that applies). Kept in the runtime's tables, loaded once per
+//! connector.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +14,12 @@ use sqlx::{AnyPool, Row};
 
 use crate::policy::ToolPolicy;
 
-/// The user policies of one connector.
+/// The policy subject of a group.
+pub fn group_subject(group: &str) -> String {
+    format!("group:{group}")
+}
+
+/// The user and group policies of one connector.
 #[derive(Debug)]
 pub struct UserPolicies {
     connector: String,

@@ -7,5 +7,6 @@ pub mod migrate;
 pub mod parse;
 pub mod publish;
 pub mod run;
+pub mod scaling;
 pub mod serve;
 pub mod shutdown;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_runtime::front::{Front, FrontConfig};
-use berth_runtime::pool::{Pool, Pools, Scaling};
+use berth_runtime::pool::{Pool, Pools};
 use berth_runtime::sandboxes::{Backend, Sandboxes};
 use berth_runtime::upstream::{Era, HostConfig};
 use berth_sandbox::egress::Allowlist;
@@ -74,6 +74,8 @@ pub struct RunArgs {
     /// Longest line accepted from the server, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_line: usize,
+    #[command(flatten)]
+    scaling: super::scaling::ScalingArgs,
     /// The server command and its arguments (`--sandbox wasi`: the `.wasm`
     /// file and its arguments).
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -127,7 +129,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("--sandbox container needs --image");
     }
     let sandbox = Sandboxes::default().get(args.sandbox).await.map_err(anyhow::Error::msg)?;
-    let pool = Pool::new(host, sandbox, Scaling::default());
+    let scaling = args.scaling.scaling()?;
+    let pool = Pool::new(host, sandbox, scaling);
+    let pools = Arc::new(Pools::single(pool.clone()));
 
     let mut config = FrontConfig::default();
     config.allow.hosts.extend(args.allowed_hosts);
@@ -137,7 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.allow.origins = args.allowed_origins;
     config.request_timeout = Duration::from_secs(args.request_timeout);
     config.max_body = args.max_body;
-    let front = Front::new(Arc::new(Pools::single(pool.clone())), config);
+    let front = Front::new(pools.clone(), config);
     let app = front.router("/mcp");
 
     let listener =
@@ -149,6 +153,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(async move {
         if let Err(err) = warm.ready().await {
             tracing::warn!(error = %err.message, "server did not start; will retry on first request");
+        }
+    });
+    // The autoscaler decides once a second, as under `berth serve`.
+    let tended = Arc::downgrade(&pools);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(pools) = tended.upgrade() else { return };
+            pools.tend();
         }
     });
     let closer = front.clone();

@@ -12,6 +12,7 @@ use berth_catalog::{Manifest, Store, StoreError};
 use berth_oauth::{AuthConfig, AuthorizationServer, Broker, Keyring, OidcLogin, ProviderConfig, Sealer, SecretStore};
 use berth_runtime::audit::{Audit, AuditStore};
 use berth_runtime::front::FrontConfig;
+use berth_runtime::groups::Groups;
 use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
 use berth_runtime::sandboxes::Backend;
 use berth_runtime::serve::{AppState, router};
@@ -75,6 +76,10 @@ pub struct ServeArgs {
     /// The ID token claim listing a user's groups.
     #[arg(long, env = "BERTH_OIDC_GROUPS_CLAIM")]
     oidc_groups_claim: Option<String>,
+    /// Scopes asked of the OIDC provider at sign-in (default: openid email
+    /// profile; some providers put the groups claim behind a `groups` scope).
+    #[arg(long, env = "BERTH_OIDC_SCOPES", value_delimiter = ',')]
+    oidc_scopes: Vec<String>,
     /// Do not publish the example connectors on start.
     #[arg(long)]
     no_examples: bool,
@@ -113,6 +118,8 @@ struct FileConfig {
     oidc_client_id: Option<String>,
     oidc_client_secret: Option<String>,
     oidc_groups_claim: Option<String>,
+    #[serde(default)]
+    oidc_scopes: Vec<String>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]
@@ -159,6 +166,7 @@ impl Settings {
                 issuer: Some(issuer),
                 client_id,
                 client_secret: args.oidc_client_secret.or(file.oidc_client_secret),
+                scopes: if args.oidc_scopes.is_empty() { file.oidc_scopes } else { args.oidc_scopes },
                 ..ProviderConfig::default()
             }),
             (None, None) => None,
@@ -228,6 +236,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the runtime's tables in {}", redact(&settings.database)))?;
     let audit = AuditStore::new(runtime_db.clone());
+    let groups = Groups::load(Some(runtime_db.clone())).await.context("loading group memberships")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "no Prometheus metrics"))
@@ -238,6 +247,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         front.allow.hosts.push(settings.listen.ip().to_string());
     }
     front.allow.origins = settings.allowed_origins.clone();
+    front.groups = Some(groups.clone());
     let sealer = Arc::new(match std::env::var("BERTH_SECRET_KEYS") {
         Ok(keys) => Sealer::from_lines(&keys, "BERTH_SECRET_KEYS")?,
         Err(_) => Sealer::load_or_create(&settings.data_dir.join("secret-keys"))?,
@@ -289,6 +299,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker,
         audit: Some(audit),
         metrics,
+        groups: Some(groups),
     });
     println!("berth: serving the catalog at http://{addr}/mcp/{{name}}");
     println!("berth: registry API at http://{addr}/v0/servers, admin API at http://{addr}/admin/v1");

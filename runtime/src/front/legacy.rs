@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::modern::{capable, notification};
 use super::reply::{self, Event};
@@ -174,7 +175,7 @@ fn accept(session: &Session, msg: ClientMessage) {
 }
 
 /// Starts a request; the receiver yields its events, the last one final.
-fn start(front: &Arc<Front>, session: &Arc<Session>, req: Request) -> Result<mpsc::Receiver<Event>, Response> {
+fn start(front: &Arc<Front>, session: &Arc<Session>, mut req: Request) -> Result<mpsc::Receiver<Event>, Response> {
     let (tx, rx) = mpsc::channel(64);
     let local = |result: Value| {
         let _ = tx.try_send(Event::last(jsonrpc::response(&req.id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK));
@@ -201,9 +202,10 @@ fn start(front: &Arc<Front>, session: &Arc<Session>, req: Request) -> Result<mps
             {
                 session.resources.lock().insert(uri.to_owned());
             }
+            let span = crate::trace::request_span(&mut req, &front.config.label);
             let relay =
                 Relay { front: front.clone(), session: session.clone(), req, started: tokio::time::Instant::now() };
-            tokio::spawn(relay.run(tx));
+            tokio::spawn(relay.run(tx).instrument(span));
         }
     }
     Ok(rx)

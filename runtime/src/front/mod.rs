@@ -72,8 +72,10 @@ pub struct FrontConfig {
     pub audit: Option<Audit>,
     /// Approved tool definitions, when pinning is on.
     pub pins: Option<Arc<Pins>>,
-    /// Per-user narrowing of `policy`, set by admins.
+    /// Per-user and per-group narrowing of `policy`, set by admins.
     pub user_policies: Option<Arc<crate::policies::UserPolicies>>,
+    /// Group memberships, for group policies.
+    pub groups: Option<Arc<crate::groups::Groups>>,
     /// The endpoint's name in audit records and metrics (`name@version`).
     pub label: String,
 }
@@ -93,6 +95,7 @@ impl Default for FrontConfig {
             audit: None,
             pins: None,
             user_policies: None,
+            groups: None,
             label: String::new(),
         }
     }
@@ -180,16 +183,16 @@ impl Front {
         params: Option<&serde_json::Value>,
         caller: &CallerRef,
     ) -> Result<(), ErrorObject> {
-        let user = self.user_policy(caller);
+        let narrowing = self.caller_policies(caller);
         let needs_annotations =
-            self.config.policy.needs_annotations() || user.as_ref().is_some_and(|p| p.needs_annotations());
+            self.config.policy.needs_annotations() || narrowing.iter().any(|p| p.needs_annotations());
         if method == "tools/call" && needs_annotations {
             let tool = params.and_then(|p| p.get("name")).and_then(serde_json::Value::as_str).unwrap_or("");
             self.learn_tool(tool, caller).await?;
         }
         let known = |name: &str| self.tools.get(name);
         self.config.policy.check(method, params, known)?;
-        if let Some(p) = user {
+        for p in narrowing {
             p.check(method, params, known)?;
         }
         if method == "tools/call"
@@ -222,7 +225,7 @@ impl Front {
             self.tools.record(&page);
         }
         let mut result = self.config.policy.filter(method, result);
-        if let Some(p) = self.user_policy(caller) {
+        for p in self.caller_policies(caller) {
             result = p.filter(method, result);
         }
         let Some(pins) = self.config.pins.as_ref().filter(|_| method == "tools/list") else { return result };
@@ -232,9 +235,17 @@ impl Front {
         jsonrpc::to_raw(&v)
     }
 
-    /// The caller's own policy on this connector, if an admin set one.
-    fn user_policy(&self, caller: &CallerRef) -> Option<Arc<ToolPolicy>> {
-        self.config.user_policies.as_ref()?.get(&caller.as_ref()?.user)
+    /// The policies an admin set on this connector for the caller and for
+    /// each group the caller is in; a tool must pass every one.
+    fn caller_policies(&self, caller: &CallerRef) -> Vec<Arc<ToolPolicy>> {
+        let (Some(all), Some(caller)) = (self.config.user_policies.as_ref(), caller.as_ref()) else {
+            return Vec::new();
+        };
+        let groups = self.config.groups.as_ref().map(|g| g.of(&caller.user)).unwrap_or_default();
+        all.get(&caller.user)
+            .into_iter()
+            .chain(groups.iter().filter_map(|g| all.get(&crate::policies::group_subject(g))))
+            .collect()
     }
 
     /// Records one tool call, when auditing is on.

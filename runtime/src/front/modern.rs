@@ -8,6 +8,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::continuation::binding;
 use super::reply::{self, Event};
@@ -20,14 +21,19 @@ use crate::upstream::{Call, Connection, Era, Upcall};
 /// Methods of the legacy revisions that 2026-07-28 removed.
 const REMOVED: [&str; 4] = ["initialize", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"];
 
-/// Handles one modern request.
+/// Handles one modern request, in a span carrying the caller's trace.
 pub async fn request(
     front: Arc<Front>,
     headers: &HeaderMap,
     version: &str,
-    req: Request,
+    mut req: Request,
     caller: CallerRef,
 ) -> Response {
+    let span = crate::trace::request_span(&mut req, &front.config.label);
+    handle(front, headers, version, req, caller).instrument(span).await
+}
+
+async fn handle(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Request, caller: CallerRef) -> Response {
     let started = Instant::now();
     if let Err(err) = check_headers(headers, version, &req) {
         return reply::error(StatusCode::BAD_REQUEST, Some(&req.id), &err);

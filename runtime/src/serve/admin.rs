@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/audit", get(audit))
         .route("/admin/v1/instances", get(instances))
         .merge(super::providers::routes())
+        .merge(super::groups::routes())
         .merge(super::tokens::admin_routes())
         .layer(DefaultBodyLimit::max(MAX_MANIFEST))
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod connect;
+mod groups;
 mod mcp;
 mod policies;
 mod providers;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub audit: Option<crate::audit::AuditStore>,
     /// Renders the Prometheus metrics.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Group memberships.
+    pub groups: Option<Arc<crate::groups::Groups>>,
 }
 
 /// The whole application router.

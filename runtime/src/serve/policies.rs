@@ -28,8 +28,13 @@ pub(super) async fn put(app: &AppState, name: &str, user: &str, body: &[u8]) -> 
     if let Err(e) = app.hosting.store().get(name, &VersionRef::Latest).await {
         return store_error(e);
     }
-    if user.is_empty() || user.contains('/') {
-        return json_error(StatusCode::BAD_REQUEST, "expected …/{name}/policies/{user}", None);
+    let bad_group = user.strip_prefix("group:").is_some_and(|g| !crate::groups::valid_name(g));
+    if user.is_empty() || user.contains('/') || bad_group {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected …/{name}/policies/{user} or …/policies/group:{group}",
+            None,
+        );
     }
     let doc: PolicyDoc = match serde_json::from_slice(body) {
         Ok(d) => d,

@@ -104,6 +104,11 @@ async fn callback(State(app): State<Arc<AppState>>, Query(q): Query<Callback>) -
     match login.finish(&state, &code).await {
         Ok((who, next)) => {
             tracing::info!(user = %who.user, groups = ?who.groups, "signed in through the identity provider");
+            if let Some(groups) = &app.groups
+                && let Err(e) = groups.sync_from_provider(&who.user, &who.groups).await
+            {
+                tracing::error!(error = %e, user = %who.user, "could not record the provider's groups");
+            }
             let mut res = Redirect::to(&safe_next(Some(&next))).into_response();
             set_session(&mut res, s, &who.user);
             res

@@ -23,15 +23,21 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, tool, tool_router};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::output::stderr_lines;
 use crate::server::TestServer;
-use params::{Add, Crash, Elicit, Large, Lines, Log, Progress, Sample, Sleep, Sum, Text};
+use params::{Add, Crash, Elicit, Large, Lines, Log, Progress, Sample, Sleep, Spin, Sum, Text};
 
 /// Largest payload `large` returns: big enough to test berth's limits,
 /// small enough not to exhaust a CI machine.
 const MAX_LARGE: u64 = 64 << 20;
+
+/// Longest a `work` call computes.
+const MAX_WORK_MS: u64 = 10_000;
+
+/// Held while `work` computes: one call at a time per process.
+static WORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Exit code of `crash` when none is given.
 const DEFAULT_CRASH_CODE: i32 = 3;
@@ -217,6 +223,29 @@ impl TestServer {
         self.dynamic_enabled.store(true, Ordering::SeqCst);
         peer.notify_tool_list_changed().await.map_err(internal)?;
         Ok(text("changed"))
+    }
+
+    #[tool(description = "Compute for `ms` milliseconds (at most 10 s), one call at a time per process, as a \
+                       single-threaded server would; answers \"worked <ms> ms\".")]
+    async fn work(&self, Parameters(Spin { ms }): Parameters<Spin>) -> Result<CallToolResult, ErrorData> {
+        let ms = ms.min(MAX_WORK_MS);
+        tokio::task::spawn_blocking(move || {
+            let _one = WORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            let mut x = 0u64;
+            while std::time::Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        })
+        .await
+        .map_err(internal)?;
+        Ok(text(format!("worked {ms} ms")))
+    }
+
+    #[tool(description = "Return the request's `_meta` as the server received it, as JSON.")]
+    async fn meta(&self, meta: RequestMetaObject) -> Result<CallToolResult, ErrorData> {
+        let v = Value::Object((**meta).clone());
+        structured(v.to_string(), &v)
     }
 
     #[tool(description = "Report this process: pid, BERTH_TEST_TOKEN, and the names of all environment variables.")]
