@@ -320,3 +320,20 @@ def test_a_signed_in_user_connects_an_account_from_the_account_page(idp_world):
     # Another browser, not signed in, learns nothing about frank's accounts.
     res = httpx.get(f"{berth.base}/account/providers")
     assert res.status_code == 401 and "frank" not in res.text and "acme" not in res.text
+
+
+def test_values_from_the_server_are_rendered_as_text(world, browser):
+    user = '<img src=x onerror="document.title=1">&amp;'
+    res = httpx.put(f"{world.base}/admin/v1/connectors/{CONNECTOR}/policies/{user}", json={"deny": ["<b>add</b>"]},
+                    headers=world.admin())
+    assert res.status_code == 204, res.text
+    try:
+        browser.sign_in(world.token)
+        browser("goto", path="/admin/#policies")
+        rows = [r for r in browser("rows", selector="#policies-table") if r["data"]["user"] == user]
+        assert len(rows) == 1 and rows[0]["cells"][:2] == [user, CONNECTOR] and rows[0]["cells"][4] == "<b>add</b>"
+        assert browser("text", selector="#policies-table img") is None
+        assert browser("text", selector="#policies-table b") is None
+        assert browser("problems") == [], "nothing was fetched or run from the values"
+    finally:
+        httpx.delete(f"{world.base}/admin/v1/connectors/{CONNECTOR}/policies/{user}", headers=world.admin())
