@@ -1,6 +1,7 @@
 // A signed-in user's accounts at the OAuth providers berth knows: which are
 // connected, and a link that connects (or reconnects) each. Reads only
 // /account/providers with the session cookie; renders every value as text.
+// <body data-busy> is "1" until the answer is on the page (tests wait for "0").
 "use strict";
 
 const $ = (id) => document.getElementById(id);

@@ -356,6 +356,8 @@ document.addEventListener("DOMContentLoaded", () => {
     notice("");
     route();
   });
+  // The page starts busy (<body data-busy="1">) so nothing reads it before
+  // this script runs; from here tracked() counts the work in flight.
   document.body.dataset.busy = "0";
   route();
 });
