@@ -4,7 +4,8 @@
 #   venv/  Python venv from tests/peers/requirements.txt (the official `mcp`
 #          SDK, mcp-server-time, pytest, httpx; every version exact)
 #   node/  `npm ci` of tests/peers/package.json + package-lock.json (the
-#          TypeScript SDK, server-everything, supergateway)
+#          TypeScript SDK, server-everything, supergateway, playwright-core,
+#          which drives Debian's `chromium`, installed here when missing)
 # Each part is skipped while its stamp records the hash of its pin file and the
 # install is still there, so a re-run with everything in place takes well under
 # two seconds. Debian packages are installed only when a tool is missing.
@@ -48,6 +49,8 @@ if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/d
 fi
 command -v node >/dev/null || apt_pkgs+=(nodejs)
 command -v npm >/dev/null || apt_pkgs+=(npm)
+# The admin console's browser tests drive Debian's Chromium (never a downloaded one).
+command -v chromium >/dev/null || apt_pkgs+=(chromium)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -69,6 +69,17 @@ pub struct ProviderInfo {
     pub has_client_secret: bool,
 }
 
+/// One user's standing at one provider, as their account page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountStatus {
+    /// The provider's id.
+    pub provider: String,
+    /// `ok`, or why the user must connect again (a refused refresh).
+    pub status: String,
+    /// When the grant was last stored (ms since the epoch).
+    pub updated_ms: i64,
+}
+
 /// A token ready for injection.
 pub struct Fresh {
     /// The access token.
@@ -173,6 +184,26 @@ impl Broker {
                     id: r.try_get("id")?,
                     config: serde_json::from_str(&config).unwrap_or_default(),
                     has_client_secret: r.try_get::<Option<String>, _>("sealed_secret")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Where `user` stands at each provider they have connected. Reads the
+    /// status column only, so listing opens no sealed grant.
+    pub async fn accounts(&self, user: &str) -> Result<Vec<AccountStatus>, BrokerError> {
+        let rows = sqlx::query(
+            "SELECT provider, status, updated_ms FROM berth_oauth_accounts WHERE user_id = $1 ORDER BY provider",
+        )
+        .bind(user)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccountStatus {
+                    provider: r.try_get("provider")?,
+                    status: r.try_get("status")?,
+                    updated_ms: r.try_get("updated_ms")?,
                 })
             })
             .collect()
@@ -318,6 +349,27 @@ mod tests {
 
     fn tokens(expires_ms: Option<i64>) -> Tokens {
         Tokens { access: "a".into(), refresh: None, expires_ms, id_token: None }
+    }
+
+    #[tokio::test]
+    async fn accounts_list_one_users_grants_and_their_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let db = crate::db::open(&url).await.unwrap();
+        let sealer = Sealer::load_or_create(&dir.path().join("secret-keys")).unwrap();
+        let broker = Broker::new(db, Arc::new(sealer), "http://127.0.0.1/connect/callback");
+        assert!(broker.accounts("alice").await.unwrap().is_empty());
+        broker.store("alice", "github", &tokens(None), "ok").await.unwrap();
+        broker.store("alice", "acme", &tokens(None), "refresh refused: invalid_grant").await.unwrap();
+        broker.store("bob", "github", &tokens(None), "ok").await.unwrap();
+        let alice: Vec<_> =
+            broker.accounts("alice").await.unwrap().into_iter().map(|a| (a.provider, a.status)).collect();
+        assert_eq!(
+            alice,
+            [("acme".into(), "refresh refused: invalid_grant".into()), ("github".into(), "ok".into())],
+            "alice's own grants only, by provider"
+        );
+        assert_eq!(broker.accounts("carol").await.unwrap(), []);
     }
 
     #[test]

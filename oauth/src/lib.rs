@@ -21,7 +21,7 @@ mod token;
 mod upstream;
 mod users;
 
-pub use broker::{Broker, BrokerError, Fresh, ProviderInfo};
+pub use broker::{AccountStatus, Broker, BrokerError, Fresh, ProviderInfo};
 pub use clients::{Client, ClientMetadata, Clients};
 pub use error::OAuthError;
 pub use keys::{KeyError, Keyring};

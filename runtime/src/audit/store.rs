@@ -16,9 +16,60 @@ pub struct AuditQuery {
     /// `allow` or `deny`.
     pub decision: Option<Decision>,
     /// Records at or after this time (milliseconds since the epoch).
+    #[serde(default, deserialize_with = "number")]
     pub since_ms: Option<i64>,
     /// Most records, newest first (default 100, at most 10 000).
+    #[serde(default, deserialize_with = "number")]
     pub limit: Option<u32>,
+}
+
+/// A number written as a number or as text. The admin API flattens this
+/// query into its own parameters, and serde hands flattened fields of a query
+/// string over as text, so without this `?limit=10` was refused as "expected u32".
+fn number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + serde::Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText<T> {
+        Number(T),
+        Text(String),
+    }
+    match Option::<NumberOrText<T>>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrText::Number(n)) => Ok(Some(n)),
+        Some(NumberOrText::Text(t)) => t.trim().parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    /// As the admin API reads it: flattened beside its own parameters.
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(flatten)]
+        query: AuditQuery,
+        #[allow(dead_code)]
+        format: Option<String>,
+    }
+
+    #[test]
+    fn numbers_parse_from_text_and_numbers_alike() {
+        let text: Params = serde_json::from_str(r#"{"limit": "10", "since_ms": "1700000000000", "format": "jsonl"}"#)
+            .expect("numbers as text");
+        assert_eq!((text.query.limit, text.query.since_ms), (Some(10), Some(1_700_000_000_000)));
+        let numbers: AuditQuery = serde_json::from_str(r#"{"limit": 5}"#).expect("numbers");
+        assert_eq!((numbers.limit, numbers.since_ms), (Some(5), None));
+        assert!(serde_json::from_str::<AuditQuery>(r#"{"limit": "ten"}"#).is_err());
+        assert!(serde_json::from_str::<AuditQuery>(r#"{"limit": "-1"}"#).is_err());
+    }
 }
 
 /// The audit table.

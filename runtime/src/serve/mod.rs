@@ -1,9 +1,11 @@
 //! `berth serve`'s HTTP surface: every connector's MCP endpoint, the admin
-//! API and the registry read API, on one listener.
+//! API and its console, the registry read API, on one listener.
 
+mod account;
 mod admin;
 mod auth;
 mod connect;
+mod console;
 mod groups;
 mod mcp;
 mod policies;
@@ -55,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(connect::routes())
         .merge(session::routes())
         .merge(tokens::account_routes())
+        .merge(console::routes())
         .with_state(state)
 }
 
