@@ -41,7 +41,7 @@ def ready_gauge(s, name=NAME) -> int:
 async def test_a_burst_scales_out_and_idleness_scales_to_zero(tmp_path):
     s = serve(tmp_path, "--no-examples")
     try:
-        doc = first_party_manifest(name=NAME, scaling={"max": 4, "targetConcurrency": 2, "idleTimeoutSeconds": 2})
+        doc = first_party_manifest(name=NAME, scaling={"max": 4, "targetConcurrency": 2, "idleTimeoutSeconds": 3})
         assert post_manifest(s, doc).status_code == 201
         url = s.mcp(NAME)
         answers: list[str] = []
@@ -72,7 +72,7 @@ async def test_a_burst_scales_out_and_idleness_scales_to_zero(tmp_path):
         assert seen <= 4, "the pool grew beyond its max"
         # The gauges are refreshed once a second, and the burst may be shorter:
         # the instances stay ready for the idle timeout after it.
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 2.5
         while seen_metric < 2 and time.monotonic() < deadline:
             seen_metric = max(seen_metric, ready_gauge(s))
             time.sleep(0.1)
@@ -114,3 +114,24 @@ async def test_a_legacy_session_stays_on_its_instance(tmp_path):
         assert counts == sorted(counts) and counts[-1] - counts[0] == 5, counts
     finally:
         s.stop()
+
+
+def test_berth_run_scales_between_its_bounds(berth_factory):
+    """`berth run` with a pool: concurrent calls start a second instance, and
+    with --min-instances 0 both stop after the idle timeout."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import wait_for
+    from mcp_http import modern_call
+
+    b = berth_factory("first-party", "--min-instances", "0", "--max-instances", "2", "--target-concurrency", "1", "--idle-timeout", "1s")
+    ready = lambda: sum("server ready" in l for l in b.log_lines)
+    assert wait_for(lambda: ready() == 1), "berth run starts one server at once"
+    with ThreadPoolExecutor(4) as pool:
+        calls = [pool.submit(modern_call, b.url, "tools/call", {"name": "sleep", "arguments": {"ms": 1500}}, id=i) for i in range(4)]
+        answers = [messages(c.result())[-1]["result"]["content"][0]["text"] for c in calls]
+    assert answers == ["slept 1500 ms"] * 4
+    assert ready() == 2, "a second instance started for the concurrent calls, and no third"
+    assert wait_for(lambda: any("scaled down" in l and "instances=0" in l for l in b.log_lines), timeout=15), b.logs()
+    res = modern_call(b.url, "tools/call", {"name": "echo", "arguments": {"text": "back"}})
+    assert messages(res)[-1]["result"]["content"][0]["text"] == "back" and ready() == 3

@@ -156,13 +156,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     // The autoscaler decides once a second, as under `berth serve`.
-    let tended = Arc::downgrade(&pools);
+    let tended = Arc::downgrade(&pool);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let Some(pools) = tended.upgrade() else { return };
-            pools.tend();
+            let Some(pool) = tended.upgrade() else { return };
+            pool.tend(true);
         }
     });
     let closer = front.clone();

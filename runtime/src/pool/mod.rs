@@ -115,8 +115,10 @@ pub struct Pool {
     events: broadcast::Sender<Arc<Broadcast>>,
     /// Background launches under way.
     growing: AtomicUsize,
-    /// Requests waiting for an instance (queued or at a cold start).
+    /// Requests queued for a slot.
     waiting: AtomicUsize,
+    /// Requests holding a slot on an instance that is still launching.
+    cold: AtomicUsize,
     /// Rings when a lease ends or an instance becomes ready.
     freed: Notify,
     load: Mutex<Load>,
@@ -154,6 +156,7 @@ impl Pool {
             events: broadcast::channel(256).0,
             growing: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            cold: AtomicUsize::new(0),
             freed: Notify::new(),
             load: Mutex::new(Load::new(Instant::now())),
             autoscaler: Mutex::new(Autoscaler::new(windows)),
@@ -192,7 +195,7 @@ impl Pool {
         self.hosts.read().iter().find_map(|m| m.host.current())
     }
 
-    /// Requests waiting for an instance.
+    /// Requests queued for a slot.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
@@ -235,8 +238,8 @@ impl Pool {
                 Taken::Cold(member) => {
                     // A burst at a cold pool: everyone beyond the target
                     // waits on this launch, so start more at once.
-                    let waiting = Waiting::enter(self);
-                    if waiting.count >= self.scaling.target {
+                    let waiting = Waiting::enter(&self.cold);
+                    if waiting.count > self.scaling.target {
                         self.grow_in_background();
                     }
                     drop(queued);
@@ -246,7 +249,7 @@ impl Pool {
             }
             self.grow_in_background();
             if queued.is_none() {
-                let w = Waiting::enter(self);
+                let w = Waiting::enter(&self.waiting);
                 if w.count > self.scaling.queue {
                     metrics::counter!("berth_queue_rejections_total", "connector" => self.connector.clone(), "reason" => "full")
                         .increment(1);
@@ -508,22 +511,22 @@ impl Drop for PendingLease {
     }
 }
 
-/// Counts a request as waiting while it lives.
+/// Counts a request in `counter` while it lives.
 struct Waiting<'a> {
-    pool: &'a Pool,
+    counter: &'a AtomicUsize,
     count: usize,
 }
 
 impl<'a> Waiting<'a> {
-    fn enter(pool: &'a Pool) -> Self {
-        let count = pool.waiting.fetch_add(1, Ordering::AcqRel) + 1;
-        Self { pool, count }
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        Self { counter, count }
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.pool.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
