@@ -78,7 +78,7 @@ def world(tmp_path_factory):
     idp = Idp(free_port(), base)
     berth = serve(tmp_path_factory.mktemp("broker"), "--no-examples", "--auth", "oauth", "--public-url", base,
                   "--oidc-issuer", idp.issuer, "--oidc-client-id", "berth-login", "--oidc-client-secret", LOGIN_SECRET,
-                  "--oidc-scopes", "openid,email,profile,groups", listen=f"127.0.0.1:{port}")
+                  "--oidc-scopes", "openid,email,profile,groups", "--oidc-admin-group", "team-dana", listen=f"127.0.0.1:{port}")
     provider = {"issuer": idp.issuer, "client_id": "berth-broker", "client_secret": BROKER_SECRET, "scopes": ["openid", "repo"]}
     res = httpx.put(f"{base}/admin/v1/providers/acme", json=provider, headers=berth.admin())
     assert res.status_code == 204, res.text
@@ -252,8 +252,18 @@ async def test_a_grant_the_provider_forgot_needs_connecting_again(world):
     assert idp.userinfo((await whoami(berth, browser, storage, "legacy"))["token"]).json()["sub"] == "erin"
 
 
-def test_sign_in_records_the_providers_groups(world):
+def test_the_providers_groups_make_admins(world):
     berth, _ = world
-    connect(berth, "dana")
+    dana = connect(berth, "dana")
     listed = httpx.get(f"{berth.base}/admin/v1/groups", headers=berth.admin()).json()
     assert listed.get("team-dana") == {"dana": ["oidc"]}, listed
+    # Dana's groups claim puts her in the admin group (--oidc-admin-group team-dana).
+    res = dana.post(f"{berth.base}/account/tokens", json={"name": "ops", "admin": True})
+    assert res.status_code == 201, res.text
+    admin = {"Authorization": f"Bearer {res.json()['token']}"}
+    assert httpx.get(f"{berth.base}/admin/v1/instances", headers=admin).status_code == 200
+    erin = connect(berth, "erin")
+    res = erin.post(f"{berth.base}/account/tokens", json={"name": "ops", "admin": True})
+    assert res.status_code == 403 and "admin group" in res.json()["error"]
+    res = dana.post(f"{berth.base}/account/tokens", json={"name": "x", "user": "erin"})
+    assert res.status_code == 403, "self-service tokens are for oneself"

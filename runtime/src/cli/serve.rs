@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// The ID token claim listing a user's groups.
     #[arg(long, env = "BERTH_OIDC_GROUPS_CLAIM")]
     oidc_groups_claim: Option<String>,
+    /// Members of this group (from the provider's groups claim, or added by
+    /// an admin) may mint admin personal access tokens for themselves.
+    #[arg(long, env = "BERTH_OIDC_ADMIN_GROUP")]
+    oidc_admin_group: Option<String>,
     /// Scopes asked of the OIDC provider at sign-in (default: openid email
     /// profile; some providers put the groups claim behind a `groups` scope).
     #[arg(long, env = "BERTH_OIDC_SCOPES", value_delimiter = ',')]
@@ -120,6 +124,7 @@ struct FileConfig {
     oidc_groups_claim: Option<String>,
     #[serde(default)]
     oidc_scopes: Vec<String>,
+    oidc_admin_group: Option<String>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]
@@ -141,6 +146,7 @@ struct Settings {
     /// Sign-in through an upstream OIDC provider, if configured.
     oidc: Option<ProviderConfig>,
     oidc_groups_claim: String,
+    oidc_admin_group: Option<String>,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
 }
@@ -175,6 +181,7 @@ impl Settings {
         Ok(Self {
             oidc,
             oidc_groups_claim: args.oidc_groups_claim.or(file.oidc_groups_claim).unwrap_or_else(|| "groups".into()),
+            oidc_admin_group: args.oidc_admin_group.or(file.oidc_admin_group),
             listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             database,
             admin_token: args.admin_token.or(file.admin_token),
@@ -300,6 +307,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit: Some(audit),
         metrics,
         groups: Some(groups),
+        admin_group: settings.oidc_admin_group.clone(),
     });
     println!("berth: serving the catalog at http://{addr}/mcp/{{name}}");
     println!("berth: registry API at http://{addr}/v0/servers, admin API at http://{addr}/admin/v1");

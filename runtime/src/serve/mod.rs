@@ -43,6 +43,18 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Group memberships.
     pub groups: Option<Arc<crate::groups::Groups>>,
+    /// Members of this group are admins for the self-service routes.
+    pub admin_group: Option<String>,
+}
+
+impl AppState {
+    /// Whether `user` is in the admin group.
+    pub fn in_admin_group(&self, user: &str) -> bool {
+        match (&self.admin_group, &self.groups) {
+            (Some(group), Some(groups)) => groups.of(user).contains(group),
+            _ => false,
+        }
+    }
 }
 
 /// The whole application router.

@@ -164,8 +164,14 @@ async fn own_create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(n) => n,
         Err(r) => return r,
     };
-    if new.admin || new.user.as_deref().is_some_and(|u| u != user) {
-        return json_error(StatusCode::FORBIDDEN, "only an admin creates admin tokens or tokens for others", None);
+    if new.user.as_deref().is_some_and(|u| u != user) {
+        return json_error(StatusCode::FORBIDDEN, "tokens for others are made through the admin API", None);
+    }
+    if new.admin && !app.in_admin_group(&user) {
+        return json_error(StatusCode::FORBIDDEN, "only members of the admin group create admin tokens", None);
+    }
+    if new.admin {
+        tracing::info!(%user, "admin-group member creating an admin token");
     }
     create(s, &user, new).await
 }
