@@ -22,5 +22,6 @@ pub mod policy;
 pub mod pool;
 pub mod sandboxes;
 pub mod serve;
+pub mod tick;
 pub mod trace;
 pub mod upstream;

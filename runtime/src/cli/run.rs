@@ -156,15 +156,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     // The autoscaler decides once a second, as under `berth serve`.
-    let tended = Arc::downgrade(&pool);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let Some(pool) = tended.upgrade() else { return };
-            pool.tend(true);
-        }
-    });
+    berth_runtime::tick::every_second(&pool, |pool| pool.tend(true));
     let closer = front.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown::signal().await;

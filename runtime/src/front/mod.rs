@@ -124,15 +124,9 @@ impl Front {
             closing: tokio::sync::watch::Sender::new(false),
             config,
         });
-        let weak = Arc::downgrade(&front);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let Some(front) = weak.upgrade() else { return };
-                front.sessions.reap();
-                front.continuations.reap();
-            }
+        crate::tick::every_second(&front, |front| {
+            front.sessions.reap();
+            front.continuations.reap();
         });
         front
     }

@@ -145,15 +145,7 @@ impl Hosting {
             resolved: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashMap::new()),
         });
-        let weak = Arc::downgrade(&hosting);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let Some(hosting) = weak.upgrade() else { return };
-                hosting.tend();
-            }
-        });
+        crate::tick::every_second(&hosting, |h| h.tend());
         hosting
     }
 
