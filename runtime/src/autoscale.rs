@@ -89,7 +89,10 @@ impl Autoscaler {
         }
         let recently_busy = self.last_busy.is_some_and(|t| now.saturating_duration_since(t) < w.idle);
         let want = if !recently_busy {
-            // Nothing ran for the idle timeout: what the averages remember is history.
+            // Nothing ran for the idle timeout: what the averages remember
+            // is history, and must not size the pool for the next request.
+            self.samples.clear();
+            self.panicking_since = None;
             0
         } else if self.panicking() {
             burst.max(current)
@@ -194,6 +197,21 @@ mod tests {
         assert_eq!(a.desired(t, 1), 1, "busy 29 s ago, idle timeout 30 s");
         feed(&mut a, &mut t, 2, 0.0);
         assert_eq!(a.desired(t, 1), 0);
+    }
+
+    #[test]
+    fn demand_from_before_an_idle_spell_is_forgotten() {
+        let mut a = Autoscaler::new(windows());
+        let mut t = Instant::now();
+        feed(&mut a, &mut t, 5, 100.0);
+        assert_eq!(a.desired(t, 1), 10);
+        feed(&mut a, &mut t, 31, 0.0);
+        assert_eq!(a.desired(t, 10), 0, "idle past the timeout");
+        // One request now: one instance, not the ten the burst wanted.
+        t += Duration::from_secs(1);
+        a.observe(t, 0.5, true);
+        assert_eq!(a.desired(t, 1), 1);
+        assert!(!a.panicking());
     }
 
     #[test]
