@@ -71,6 +71,12 @@ def test_calls_are_audited_per_user_with_decision_and_outcome(berth):
     lines = [json.loads(l) for l in export.text.splitlines()]
     assert len(lines) == 4 and export.headers["content-type"].startswith("application/jsonl")
     assert "ok ✓" not in export.text, "argument values are not recorded"
+    ndjson = httpx.get(f"{berth.base}/admin/v1/audit/export", params={"connector": CONNECTOR}, headers=berth.admin())
+    assert ndjson.status_code == 200 and ndjson.headers["content-type"] == "application/x-ndjson"
+    exported = [json.loads(l) for l in ndjson.text.splitlines()]
+    assert exported == lines[::-1], "the export is the same records, oldest first"
+    assert [r["at_ms"] for r in exported] == sorted(r["at_ms"] for r in exported)
+    assert httpx.get(f"{berth.base}/admin/v1/audit/export").status_code == 401
     assert httpx.get(f"{berth.base}/admin/v1/audit").status_code == 401
 
     metrics = httpx.get(f"{berth.base}/metrics").text

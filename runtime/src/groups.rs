@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use sqlx::{AnyPool, Row};
 
 /// Where a membership came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Set through the admin API.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
 /// A tool definition's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PinStatus {
     /// Shown and callable.
@@ -28,7 +28,7 @@ pub enum PinStatus {
 }
 
 /// One definition of one tool.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Pin {
     /// The tool.
     pub tool: String,
@@ -37,6 +37,7 @@ pub struct Pin {
     /// Its state.
     pub status: PinStatus,
     /// The definition, for review.
+    #[schema(value_type = Object)]
     pub definition: Value,
 }
 

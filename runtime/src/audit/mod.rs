@@ -17,7 +17,7 @@ pub use store::{AuditQuery, AuditStore};
 use crate::jsonrpc::Outcome;
 
 /// What the policy said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// The call went to the server.
@@ -27,7 +27,7 @@ pub enum Decision {
 }
 
 /// One tool call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Milliseconds since the epoch.
     pub at_ms: i64,

@@ -332,7 +332,7 @@ impl Hosting {
                 ["ready", "starting", "stopped", "draining", "crash-loop"].into_iter().map(|s| (s, 0)).collect();
             for (_, instances) in e.pools.instances() {
                 for i in instances {
-                    *by_state.entry(i.state).or_default() += 1;
+                    *by_state.entry(i.state.as_str()).or_default() += 1;
                 }
             }
             for (state, n) in by_state {
@@ -353,6 +353,23 @@ impl Hosting {
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
+    }
+
+    /// Takes instance `id` out of service (see [`Pool::drain`]); false when
+    /// no running connector has it.
+    pub fn drain_instance(&self, id: u64) -> bool {
+        self.endpoints().iter().any(|e| e.pools.drain(id))
+    }
+
+    /// Kills instance `id` now (see [`Pool::kill`]); false when no running
+    /// connector has it.
+    pub fn kill_instance(&self, id: u64) -> bool {
+        self.endpoints().iter().any(|e| e.pools.kill(id))
+    }
+
+    /// The endpoints made so far, outside the lock.
+    fn endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.endpoints.lock().values().cloned().collect()
     }
 
     /// Ends long-lived streams and stops every server (graceful shutdown).

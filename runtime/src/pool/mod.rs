@@ -83,19 +83,48 @@ impl Default for Scaling {
 }
 
 /// One instance as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InstanceInfo {
+    /// Names it for draining or killing; unique within this berth process.
+    pub id: String,
     /// The process id, where there is one.
     pub pid: Option<u32>,
-    /// `ready`, `starting`, `stopped` (relaunched on its next request),
-    /// `draining` (finishing its requests before it stops) or `crash-loop`
-    /// (launches keep failing; requests are refused until the next trial).
-    pub state: &'static str,
+    /// What it is doing.
+    pub state: InstanceState,
     /// Requests in flight.
     pub in_flight: usize,
     /// Why it is stopped or crash-looping, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What an instance is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Serving requests.
+    Ready,
+    /// Launching for a request that waits for it.
+    Starting,
+    /// Not running; relaunched on its next request.
+    Stopped,
+    /// Taking no new requests; stops once its calls are done.
+    Draining,
+    /// Launches keep failing; requests are refused until the next trial.
+    CrashLoop,
+}
+
+impl InstanceState {
+    /// The state as the API and metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Starting => "starting",
+            Self::Stopped => "stopped",
+            Self::Draining => "draining",
+            Self::CrashLoop => "crash-loop",
+        }
+    }
 }
 
 /// Pins a legacy session to one instance (its server keeps per-client state).
@@ -444,25 +473,61 @@ impl Pool {
         }
     }
 
+    /// Takes instance `id` out of service: new requests go to the others
+    /// (or a fresh one), and it stops once its calls are done. False when
+    /// it is not in this pool.
+    pub fn drain(&self, id: u64) -> bool {
+        let Some(m) = self.remove(id) else { return false };
+        tracing::info!(connector = %self.name, instance = id, "draining an instance on request");
+        if m.load() == 0 {
+            m.host.shutdown();
+        } else {
+            self.draining.lock().push(m);
+        }
+        true
+    }
+
+    /// Kills instance `id` now, draining or not; the calls it is serving
+    /// fail. False when it is not in this pool.
+    pub fn kill(&self, id: u64) -> bool {
+        let m = self.remove(id).or_else(|| {
+            let mut draining = self.draining.lock();
+            let at = draining.iter().position(|m| m.host.id() == id)?;
+            Some(draining.remove(at))
+        });
+        let Some(m) = m else { return false };
+        m.host.replace("killed through the admin API");
+        m.host.shutdown();
+        true
+    }
+
+    /// Removes instance `id` from service.
+    fn remove(&self, id: u64) -> Option<Arc<Member>> {
+        let mut hosts = self.hosts.write();
+        let at = hosts.iter().position(|m| m.host.id() == id)?;
+        Some(hosts.remove(at))
+    }
+
     /// The instances, for the admin API and metrics.
     pub fn instances(&self) -> Vec<InstanceInfo> {
         let info = |m: &Arc<Member>, draining: bool| match m.host.current() {
             Some(r) => InstanceInfo {
+                id: m.host.id().to_string(),
                 pid: r.conn.pid(),
-                state: if draining { "draining" } else { "ready" },
+                state: if draining { InstanceState::Draining } else { InstanceState::Ready },
                 in_flight: r.conn.in_flight(),
                 error: None,
             },
             None => {
                 let status = m.host.status();
                 let state = if status.circuit_open {
-                    "crash-loop"
+                    InstanceState::CrashLoop
                 } else if m.load() > 0 {
-                    "starting"
+                    InstanceState::Starting
                 } else {
-                    "stopped"
+                    InstanceState::Stopped
                 };
-                InstanceInfo { pid: None, state, in_flight: 0, error: status.last_error }
+                InstanceInfo { id: m.host.id().to_string(), pid: None, state, in_flight: 0, error: status.last_error }
             }
         };
         let hosts = self.hosts.read();

@@ -102,6 +102,16 @@ impl Pools {
         }
     }
 
+    /// Drains instance `id` wherever it runs; false when none has that id.
+    pub fn drain(&self, id: u64) -> bool {
+        self.by_user.lock().values().any(|p| p.drain(id))
+    }
+
+    /// Kills instance `id` wherever it runs; false when none has that id.
+    pub fn kill(&self, id: u64) -> bool {
+        self.by_user.lock().values().any(|p| p.kill(id))
+    }
+
     /// Every pool's instances, by user (`""`: shared or anonymous).
     pub fn instances(&self) -> Vec<(String, Vec<InstanceInfo>)> {
         self.by_user.lock().iter().map(|(u, p)| (u.clone(), p.instances())).collect()

@@ -8,9 +8,9 @@ mod connect;
 mod console;
 mod groups;
 mod mcp;
-mod policies;
 mod providers;
 mod registry;
+pub mod schema;
 mod session;
 mod tokens;
 
@@ -59,7 +59,7 @@ impl AppState {
 
 /// The whole application router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .merge(mcp::routes())
@@ -70,7 +70,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(session::routes())
         .merge(tokens::account_routes())
         .merge(console::routes())
-        .with_state(state)
+        .fallback(not_found)
+        .with_state(state);
+    // A rewrite must happen before routing, so it wraps the finished router.
+    Router::new().fallback_service(app).layer(axum::middleware::map_request(admin::decode_connector_name))
+}
+
+async fn not_found(uri: http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    admin::not_found(uri.path()).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }
 
 /// Prometheus metrics: tool calls by connector, decision and outcome, call
@@ -86,22 +94,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Arc<AppState>>)
 /// An entry as the registry API shapes it: the manifest as published, and
 /// the registry's status block under `_meta`.
 pub(crate) fn registry_entry(e: &Entry) -> Value {
-    let when = |t| humantime::format_rfc3339_millis(t).to_string();
-    json!({
-        "server": e.manifest.document(),
-        "_meta": {
-            "io.modelcontextprotocol.registry/official": {
-                "status": e.status,
-                "publishedAt": when(e.published_at),
-                "updatedAt": when(e.updated_at),
-                "isLatest": e.is_latest,
-            },
-            "dev.berth/hosted": {
-                "path": format!("/mcp/{}@{}", e.name(), e.version()),
-                "sha256": e.sha256,
-            }
-        }
-    })
+    serde_json::to_value(schema::RegistryEntry::from(e)).unwrap_or_default()
 }
 
 /// A JSON error body: `{"error": …}` plus details.
@@ -111,11 +104,7 @@ pub(crate) fn json_error(
     details: Option<Value>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut body = json!({"error": message.to_string()});
-    if let Some(d) = details {
-        body["details"] = d;
-    }
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(schema::ErrorBody { error: message.to_string(), details })).into_response()
 }
 
 /// 422 with every problem of an invalid manifest.

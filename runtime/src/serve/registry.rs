@@ -14,6 +14,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::schema::{ListMetadata, RegistryEntry, ServerList};
 use super::{AppState, json_error, registry_entry, split_versions};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -21,14 +22,21 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 /// Query parameters of a listing.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "snake_case")]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Entries per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// Names containing this text.
     search: Option<String>,
     /// `latest` lists only each server's latest version.
+    #[param(pattern = "^latest$")]
     version: Option<String>,
+    /// Withdrawn versions too (also spelt `includeDeleted`).
     #[serde(default, alias = "includeDeleted")]
     include_deleted: bool,
 }
@@ -55,16 +63,21 @@ impl ListParams {
     }
 }
 
-pub(crate) async fn list(State(app): State<Arc<AppState>>, Query(params): Query<ListParams>) -> Response {
+async fn list(State(app): State<Arc<AppState>>, Query(params): Query<ListParams>) -> Response {
+    list_page(&app, params).await
+}
+
+/// A page of the catalog, for the registry and admin APIs alike.
+pub(crate) async fn list_page(app: &AppState, params: ListParams) -> Response {
     let query = match params.query() {
         Ok(q) => q,
         Err(r) => return r,
     };
     match app.hosting.store().list(&query).await {
-        Ok(page) => Json(json!({
-            "servers": page.entries.iter().map(registry_entry).collect::<Vec<_>>(),
-            "metadata": {"count": page.entries.len(), "nextCursor": page.next_cursor},
-        }))
+        Ok(page) => Json(ServerList {
+            metadata: ListMetadata { count: page.entries.len(), next_cursor: page.next_cursor },
+            servers: page.entries.iter().map(RegistryEntry::from).collect(),
+        })
         .into_response(),
         Err(e) => store_error(e),
     }

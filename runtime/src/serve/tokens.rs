@@ -8,15 +8,16 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use berth_oauth::AuthorizationServer;
 use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use super::admin::authorize;
+use super::admin::{Admin, ApiPath, ApiQuery};
+use super::schema::{CreatedToken, ErrorBody, TokenEntry, TokenList};
 use super::session::current_user;
 use super::{AppState, json_error};
 
@@ -25,21 +26,16 @@ const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// The longest lifetime a token may have.
 const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
 
-pub(super) fn admin_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/admin/v1/tokens", get(admin_list).post(admin_create))
-        .route("/admin/v1/tokens/{id}", delete(admin_revoke))
-}
-
 pub(super) fn account_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/account/tokens", get(own_list).post(own_create))
         .route("/account/tokens/{id}", delete(own_revoke))
 }
 
-#[derive(Deserialize)]
+/// A token to make.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(crate) struct NewToken {
     /// Whose token (admin API only; the signed-in user otherwise).
     user: Option<String>,
     /// What it is for.
@@ -51,12 +47,28 @@ struct NewToken {
     #[serde(default)]
     admin: bool,
     /// Lifetime in seconds (default 30 days, at most 365).
+    #[schema(maximum = 31536000)]
     expires_in: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct UserFilter {
+/// Whose tokens.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UserFilter {
+    /// Only this user's.
     user: Option<String>,
+}
+
+/// One token.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct TokenPath {
+    /// The token's id, as listed.
+    id: String,
+}
+
+fn listed(s: &AuthorizationServer, user: Option<&str>) -> Response {
+    Json(TokenList { tokens: s.pats.list(user).into_iter().map(TokenEntry::from).collect() }).into_response()
 }
 
 fn server(app: &AppState) -> Result<&AuthorizationServer, Response> {
@@ -75,8 +87,7 @@ async fn create(s: &AuthorizationServer, user: &str, new: NewToken) -> Response 
     }
     match s.pats.create(user, &new.name, new.connectors, new.admin, ttl).await {
         Ok((token, info)) => {
-            let mut body = json!(info);
-            body["token"] = token.into();
+            let body = CreatedToken { info: info.into(), token };
             (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
         }
         Err(e) => {
@@ -91,8 +102,18 @@ fn parse(body: &[u8]) -> Result<NewToken, Response> {
         .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("invalid token request: {e}"), None))
 }
 
-async fn admin_create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let s = match authorize(&app, &headers).and_then(|()| server(&app)) {
+/// Makes a token for any user; only here can it be an admin token.
+#[utoipa::path(
+    post, path = "/admin/v1/tokens", tag = "tokens", operation_id = "createToken",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "Made; the only answer carrying the token", body = CreatedToken),
+        (status = 400, description = "A bad request: no user, no name, too long a lifetime", body = ErrorBody),
+        (status = 404, description = "OAuth is off", body = ErrorBody),
+    )
+)]
+pub(crate) async fn admin_create(_: Admin, State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let s = match server(&app) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -106,16 +127,42 @@ async fn admin_create(State(app): State<Arc<AppState>>, headers: HeaderMap, body
     create(s, &user, new).await
 }
 
-async fn admin_list(State(app): State<Arc<AppState>>, headers: HeaderMap, Query(f): Query<UserFilter>) -> Response {
-    match authorize(&app, &headers).and_then(|()| server(&app)) {
-        Ok(s) => Json(json!({"tokens": s.pats.list(f.user.as_deref())})).into_response(),
+/// Every user's tokens, or one user's; never the tokens themselves.
+#[utoipa::path(
+    get, path = "/admin/v1/tokens", tag = "tokens", operation_id = "listTokens",
+    params(UserFilter),
+    responses(
+        (status = 200, description = "The tokens", body = TokenList),
+        (status = 404, description = "OAuth is off", body = ErrorBody),
+    )
+)]
+pub(crate) async fn admin_list(
+    _: Admin,
+    State(app): State<Arc<AppState>>,
+    ApiQuery(f): ApiQuery<UserFilter>,
+) -> Response {
+    match server(&app) {
+        Ok(s) => listed(s, f.user.as_deref()),
         Err(r) => r,
     }
 }
 
-async fn admin_revoke(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match authorize(&app, &headers).and_then(|()| server(&app)) {
-        Ok(s) => revoke(s, &id, None).await,
+/// Revokes a token.
+#[utoipa::path(
+    delete, path = "/admin/v1/tokens/{id}", tag = "tokens", operation_id = "revokeToken",
+    params(TokenPath),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such token, or OAuth is off", body = ErrorBody),
+    )
+)]
+pub(crate) async fn admin_revoke(
+    _: Admin,
+    State(app): State<Arc<AppState>>,
+    ApiPath(p): ApiPath<TokenPath>,
+) -> Response {
+    match server(&app) {
+        Ok(s) => revoke(s, &p.id, None).await,
         Err(r) => r,
     }
 }
@@ -141,7 +188,7 @@ fn signed_in<'a>(app: &'a AppState, headers: &HeaderMap) -> Result<(&'a Authoriz
 
 async fn own_list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match signed_in(&app, &headers) {
-        Ok((s, user)) => Json(json!({"tokens": s.pats.list(Some(&user))})).into_response(),
+        Ok((s, user)) => listed(s, Some(&user)),
         Err(r) => r,
     }
 }

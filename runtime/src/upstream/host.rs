@@ -97,8 +97,12 @@ pub struct HostStatus {
     retry_at: Option<Instant>,
 }
 
+/// Numbers hosts, so the admin API can name one.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Supervises one connector's server process.
 pub struct Host {
+    id: u64,
     config: HostConfig,
     sandbox: Arc<dyn Sandbox>,
     current: RwLock<Option<Arc<Ready>>>,
@@ -123,6 +127,7 @@ impl Host {
     ) -> Self {
         let era = config.era;
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             config,
             sandbox,
             current: RwLock::new(None),
@@ -131,6 +136,11 @@ impl Host {
             last_used: parking_lot::Mutex::new(Instant::now()),
             status: parking_lot::Mutex::new(HostStatus::default()),
         }
+    }
+
+    /// Unique among this process's hosts; stays the same across relaunches.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Notifications for every listener, across relaunches.
