@@ -53,8 +53,18 @@ def berth(tmp_path_factory):
     s.stop()
 
 
+def restore(berth) -> None:
+    """Undoes what a schemathesis run may have done that matters here: a
+    withdrawn version, a policy refusing alice everything."""
+    status = httpx.put(f"{berth.base}/admin/v1/connectors/{NAME}/versions/1.0.0/status", json={"status": "active"}, headers=berth.admin())
+    assert status.status_code == 200, status.text
+    policy = httpx.put(f"{berth.base}/admin/v1/connectors/{NAME}/policies/alice", json={"deny": ["whoami"]}, headers=berth.admin())
+    assert policy.status_code == 204, policy.text
+
+
 def call_echo(berth) -> None:
     """One tool call as alice: starts an instance and leaves an audit record."""
+    restore(berth)
     pat = httpx.post(f"{berth.base}/admin/v1/tokens", json={"user": "alice", "name": "t"}, headers=berth.admin())
     body = modern_body("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
     res = httpx.post(berth.mcp(NAME), json=body, headers=modern_headers(body, Authorization=f"Bearer {pat.json()['token']}"), timeout=60)
@@ -149,6 +159,7 @@ def test_schemathesis_fails_a_document_that_lies(berth, tmp_path):
 
 
 def test_a_percent_encoded_name_reaches_the_same_routes(berth):
+    restore(berth)
     encoded = f"{berth.base}/admin/v1/connectors/{NAMESPACE}%2F{SHORT}"
     plain = httpx.get(f"{berth.base}/admin/v1/connectors/{NAME}", headers=berth.admin())
     assert plain.status_code == 200

@@ -28,6 +28,16 @@ enum Command {
     Migrate(cli::migrate::MigrateArgs),
     /// Host one STDIO MCP server at http://ADDR/mcp, no catalog.
     Run(cli::run::RunArgs),
+    /// The catalog of a running berth: list, versions, deprecate, yank.
+    Connectors(cli::connectors::ConnectorsArgs),
+    /// A running berth's instances: list, drain, kill.
+    Instances(cli::instances::InstancesArgs),
+    /// A running berth's audit trail.
+    Audit(cli::audit::AuditArgs),
+    /// A running berth's personal access tokens.
+    Tokens(cli::tokens::TokensArgs),
+    /// A running berth's upstream OAuth providers.
+    Providers(cli::providers::ProvidersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +59,10 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => rt.block_on(cli::import::import(args)),
         Command::Migrate(args) => rt.block_on(cli::migrate::migrate(args)),
         Command::Run(args) => rt.block_on(cli::run::run(args)),
+        Command::Connectors(args) => rt.block_on(cli::connectors::connectors(args)),
+        Command::Instances(args) => rt.block_on(cli::instances::instances(args)),
+        Command::Audit(args) => rt.block_on(cli::audit::audit(args)),
+        Command::Tokens(args) => rt.block_on(cli::tokens::tokens(args)),
+        Command::Providers(args) => rt.block_on(cli::providers::providers(args)),
     }
 }

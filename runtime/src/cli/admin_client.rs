@@ -1,4 +1,6 @@
-//! A client of a running berth's admin API, for `berth publish` and `berth import`.
+//! A client of a running berth's admin API, for `berth publish`, `berth
+//! import`, `berth migrate` and the operator commands (`berth connectors`,
+//! `instances`, `audit`, `tokens`, `providers`).
 
 use std::path::PathBuf;
 
@@ -11,13 +13,13 @@ use super::serve::{DEFAULT_LISTEN, default_data_dir};
 #[derive(clap::Args)]
 pub struct AdminArgs {
     /// The berth to talk to.
-    #[arg(long, env = "BERTH_URL")]
+    #[arg(long, env = "BERTH_URL", global = true)]
     url: Option<String>,
     /// Admin token. Default: the one `berth serve` keeps in its data directory.
-    #[arg(long, env = "BERTH_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "BERTH_ADMIN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Data directory to read the admin token from.
-    #[arg(long, env = "BERTH_DATA_DIR")]
+    #[arg(long, env = "BERTH_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
 }
 
@@ -106,6 +108,85 @@ impl AdminClient {
         }
         Ok(())
     }
+}
+
+/// A refusal from the admin API, as it explained it.
+#[derive(Debug, thiserror::Error)]
+#[error("{method} {path}: {status}: {message}")]
+pub struct Refused {
+    /// The request's method.
+    pub method: reqwest::Method,
+    /// The request's path.
+    pub path: String,
+    /// What berth answered.
+    pub status: reqwest::StatusCode,
+    /// Its `error`, or the body when it had none.
+    pub message: String,
+}
+
+impl AdminClient {
+    /// `GET` of an admin path (segments are percent-encoded one by one), as JSON.
+    pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let text = self.send_text(reqwest::Method::GET, segments, query, None).await?;
+        serde_json::from_str(&text).context("berth's answer is not JSON")
+    }
+
+    /// `GET` of an admin path, as text (an export).
+    pub async fn get_text(&self, segments: &[&str], query: &[(&str, String)]) -> anyhow::Result<String> {
+        self.send_text(reqwest::Method::GET, segments, query, None).await
+    }
+
+    /// Any request; the answer's JSON, or `None` when it had no body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Option<Value>> {
+        let text = self.send_text(method, segments, &[], body).await?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text).map(Some).context("berth's answer is not JSON")
+    }
+
+    async fn send_text(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&self.url).with_context(|| format!("{} is not a URL", self.url))?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("{} cannot have a path", self.url))?
+            .pop_if_empty()
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let path = url.path().to_owned();
+        let mut req = self.http.request(method.clone(), url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.with_context(|| format!("sending {method} {path} to {}", self.url))?;
+        let status = res.status();
+        let text = res.text().await.with_context(|| format!("reading the answer to {method} {path}"))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        Err(Refused { method, path, status, message }.into())
+    }
+}
+
+/// The path segments of a connector's admin resources: its name holds one `/`.
+pub fn connector_segments(name: &str) -> Vec<&str> {
+    ["admin", "v1", "connectors"].into_iter().chain(name.split('/')).collect()
 }
 
 /// A spinner on stderr while `what` runs, when stderr is a terminal.

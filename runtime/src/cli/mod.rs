@@ -1,12 +1,18 @@
 //! The subcommands; each file parses its flags and wires library parts.
 
 pub mod admin_client;
+pub mod audit;
+pub mod connectors;
 pub mod examples;
 pub mod import;
+pub mod instances;
 pub mod migrate;
+pub mod output;
 pub mod parse;
+pub mod providers;
 pub mod publish;
 pub mod run;
 pub mod scaling;
 pub mod serve;
 pub mod shutdown;
+pub mod tokens;
