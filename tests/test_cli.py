@@ -226,3 +226,48 @@ def test_providers_ls_and_rm(berth):
     assert as_json == api(berth, "providers") and "provider-secret-77" not in json.dumps(as_json)
     cli(berth, "providers", "rm", "example")
     assert api(berth, "providers")["providers"] == []
+
+
+def test_secrets_ls_set_and_rm(berth):
+    name = "dev.berth.test/cli-secret"
+    doc = first_party_manifest(name=name)
+    doc["packages"][0]["environmentVariables"] = [{"name": "CLI_TOKEN", "isSecret": True, "description": "a token"}]
+    assert post_manifest(berth, doc).status_code == 201
+    env = {**os.environ, "BERTH_URL": berth.base, "BERTH_DATA_DIR": str(berth.data_dir)}
+    set_ = subprocess.run([BERTH_BIN, "secrets", "set", name, "CLI_TOKEN", "--user", "alice"], input="canary-4411\n",
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert set_.returncode == 0 and set_.stdout.strip() == f"{name} CLI_TOKEN: set", set_.stderr
+    listed = api(berth, f"connectors/{name}/secrets")
+    assert [(s["name"], s["user"]) for s in listed] == [("CLI_TOKEN", "alice")]
+    assert rows(cli(berth, "secrets", "ls", name).stdout)[0][:2] == ["CLI_TOKEN", "alice"]
+    as_json = cli(berth, "secrets", "ls", name, "--json").stdout
+    assert json.loads(as_json) == listed and "canary-4411" not in as_json
+    assert cli(berth, "secrets", "rm", name, "CLI_TOKEN", "--user", "alice").returncode == 0
+    assert api(berth, f"connectors/{name}/secrets") == []
+    refused = cli(berth, "secrets", "rm", name, "LD_PRELOAD", check=False)
+    assert refused.returncode != 0 and "404" in refused.stderr
+
+
+def test_policies_set_take_effect_and_rm(berth):
+    cli(berth, "policies", "set", TWO, "alice", "--deny", "echo", "--allow", "add")
+    assert api(berth, f"connectors/{TWO}/policies")["users"]["alice"] == {"default": "allow", "allow": ["add"], "deny": ["echo"]}
+    assert ["alice", "allow", "add", "echo"] in rows(cli(berth, "policies", "ls", TWO).stdout)
+    assert json.loads(cli(berth, "policies", "ls", TWO, "--json").stdout) == api(berth, f"connectors/{TWO}/policies")
+    body = modern_body("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+    res = httpx.post(berth.mcp(TWO), json=body, headers=modern_headers(body, Authorization=f"Bearer {berth.pat['token']}"), timeout=60)
+    assert "error" in messages(res)[-1], "the policy set through the CLI refuses alice's call"
+    cli(berth, "policies", "rm", TWO, "alice")
+    assert api(berth, f"connectors/{TWO}/policies")["users"] == {}
+    echo(berth, TWO, "allowed again")
+
+
+def test_tools_ls_and_approve(berth):
+    body = modern_body("tools/list")
+    httpx.post(berth.mcp(TWO), json=body, headers=modern_headers(body, Authorization=f"Bearer {berth.pat['token']}"), timeout=60)
+    pins = api(berth, f"connectors/{TWO}/tools")
+    echo_pin = next(p for p in pins if p["tool"] == "echo")
+    assert ["echo", "approved", echo_pin["sha256"]] in rows(cli(berth, "tools", "ls", TWO).stdout)
+    assert json.loads(cli(berth, "tools", "ls", TWO, "--json").stdout) == pins
+    assert cli(berth, "tools", "approve", TWO, "echo", echo_pin["sha256"]).stdout.strip() == f"{TWO} echo: approved"
+    wrong = cli(berth, "tools", "approve", TWO, "echo", "0" * 64, check=False)
+    assert wrong.returncode != 0 and "404" in wrong.stderr

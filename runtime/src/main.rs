@@ -38,6 +38,12 @@ enum Command {
     Tokens(cli::tokens::TokensArgs),
     /// A running berth's upstream OAuth providers.
     Providers(cli::providers::ProvidersArgs),
+    /// A connector's secrets (write-only values).
+    Secrets(cli::secrets::SecretsArgs),
+    /// Per-user tool policies of a connector.
+    Policies(cli::policies::PoliciesArgs),
+    /// A connector's pinned tool definitions.
+    Tools(cli::tools::ToolsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,5 +70,8 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(args) => rt.block_on(cli::audit::audit(args)),
         Command::Tokens(args) => rt.block_on(cli::tokens::tokens(args)),
         Command::Providers(args) => rt.block_on(cli::providers::providers(args)),
+        Command::Secrets(args) => rt.block_on(cli::secrets::secrets(args)),
+        Command::Policies(args) => rt.block_on(cli::policies::policies(args)),
+        Command::Tools(args) => rt.block_on(cli::tools::tools(args)),
     }
 }

@@ -141,9 +141,10 @@ impl AdminClient {
         &self,
         method: reqwest::Method,
         segments: &[&str],
+        query: &[(&str, String)],
         body: Option<&Value>,
     ) -> anyhow::Result<Option<Value>> {
-        let text = self.send_text(method, segments, &[], body).await?;
+        let text = self.send_text(method, segments, query, body).await?;
         if text.trim().is_empty() {
             return Ok(None);
         }

@@ -132,7 +132,7 @@ fn version_row(e: &Value) -> Vec<String> {
 async fn set_status(client: &AdminClient, name: &str, version: &str, status: &str, json: bool) -> anyhow::Result<()> {
     let mut segments = connector_segments(name);
     segments.extend(["versions", version, "status"]);
-    let entry = client.send(Method::PUT, &segments, Some(&json!({ "status": status }))).await?.unwrap_or_default();
+    let entry = client.send(Method::PUT, &segments, &[], Some(&json!({ "status": status }))).await?.unwrap_or_default();
     if json {
         print_json(&entry);
     } else {

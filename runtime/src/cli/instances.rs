@@ -42,7 +42,7 @@ pub async fn instances(args: InstancesArgs) -> anyhow::Result<()> {
         InstancesCommand::Drain { id } => (id, "drain", "draining"),
         InstancesCommand::Kill { id } => (id, "kill", "killed"),
     };
-    client.send(Method::POST, &["admin", "v1", "instances", &id, action], None).await?;
+    client.send(Method::POST, &["admin", "v1", "instances", &id, action], &[], None).await?;
     if json {
         print_json(&json!({ "id": id, "state": done }));
     } else {

@@ -43,7 +43,7 @@ pub async fn providers(args: ProvidersArgs) -> anyhow::Result<()> {
             println!("redirect URI: {}", cell(&listed["redirectUri"]));
         }
         ProvidersCommand::Rm { id } => {
-            client.send(Method::DELETE, &["admin", "v1", "providers", &id], None).await?;
+            client.send(Method::DELETE, &["admin", "v1", "providers", &id], &[], None).await?;
             if json {
                 print_json(&json!({ "id": id, "removed": true }));
             } else {

@@ -69,7 +69,8 @@ pub async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
             if let Some(ttl) = expires_in {
                 body["expires_in"] = ttl.as_secs().into();
             }
-            let made = client.send(Method::POST, &["admin", "v1", "tokens"], Some(&body)).await?.unwrap_or_default();
+            let made =
+                client.send(Method::POST, &["admin", "v1", "tokens"], &[], Some(&body)).await?.unwrap_or_default();
             if json {
                 print_json(&made);
             } else {
@@ -78,7 +79,7 @@ pub async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
             }
         }
         TokensCommand::Revoke { id } => {
-            client.send(Method::DELETE, &["admin", "v1", "tokens", &id], None).await?;
+            client.send(Method::DELETE, &["admin", "v1", "tokens", &id], &[], None).await?;
             if json {
                 print_json(&json!({ "id": id, "revoked": true }));
             } else {
