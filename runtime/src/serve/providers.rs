@@ -12,7 +12,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::admin::{Admin, ApiPath};
+use super::admin::{Admin, ApiPath, json_object};
 use super::schema::{ErrorBody, ProviderBody, ProviderEntry, ProviderList};
 use super::{AppState, json_error};
 
@@ -82,7 +82,7 @@ pub(crate) async fn upsert(
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return json_error(StatusCode::BAD_REQUEST, "a provider id is letters, digits, '-', '_' and '.'", None);
     }
-    let config: ProviderBody = match serde_json::from_slice(&body) {
+    let config: ProviderBody = match json_object(&body) {
         Ok(c) => c,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("invalid provider: {e}"), None),
     };

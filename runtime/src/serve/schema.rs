@@ -155,8 +155,14 @@ pub struct PolicyBody {
     /// Tools always refused: names or patterns.
     pub deny: Vec<String>,
     /// Hints a tool's annotations must have for it to be used at all.
-    #[serde(skip_serializing_if = "PolicyHints::is_empty")]
+    #[serde(skip_serializing_if = "PolicyHints::is_empty", deserialize_with = "hints_from_map")]
     pub annotations: PolicyHints,
+}
+
+/// Reads hints as the catalog does, from a map only (a derived struct would
+/// take an array too).
+fn hints_from_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicyHints, D::Error> {
+    BTreeMap::<Hint, bool>::deserialize(d).map(PolicyHints::from)
 }
 
 /// Required tool annotation hints; a hint the server leaves out takes the

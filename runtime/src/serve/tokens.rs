@@ -16,7 +16,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::admin::{Admin, ApiPath, ApiQuery};
+use super::admin::{Admin, ApiPath, ApiQuery, json_object};
 use super::schema::{CreatedToken, ErrorBody, TokenEntry, TokenList};
 use super::session::current_user;
 use super::{AppState, json_error};
@@ -98,8 +98,7 @@ async fn create(s: &AuthorizationServer, user: &str, new: NewToken) -> Response 
 }
 
 fn parse(body: &[u8]) -> Result<NewToken, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("invalid token request: {e}"), None))
+    json_object(body).map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("invalid token request: {e}"), None))
 }
 
 /// Makes a token for any user; only here can it be an admin token.

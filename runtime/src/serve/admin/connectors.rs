@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::super::registry::{ListParams, list_page, store_error};
 use super::super::schema::{ErrorBody, RegistryEntry, ServerList, VersionStatus};
 use super::super::{AppState, invalid_manifest, json_error};
-use super::{Admin, ApiPath, ApiQuery};
+use super::{Admin, ApiPath, ApiQuery, json_object};
 use crate::hosting::HostingError;
 
 /// A connector, named in the path by both halves of `namespace/name`.
@@ -181,7 +181,7 @@ pub(crate) async fn set_status(
     ApiPath(v): ApiPath<VersionPath>,
     body: Bytes,
 ) -> Response {
-    let change: StatusChange = match serde_json::from_slice(&body) {
+    let change: StatusChange = match json_object(&body) {
         Ok(b) => b,
         Err(e) => {
             return json_error(

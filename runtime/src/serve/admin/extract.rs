@@ -52,3 +52,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         }
     }
 }
+
+/// A JSON object body as `T`. serde's derived structs also accept a JSON
+/// array of their fields in order, which no caller means and the OpenAPI
+/// document does not allow; this refuses anything but an object.
+pub(crate) fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !value.is_object() {
+        return Err("expected a JSON object".to_owned());
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_object;
+    use crate::serve::schema::PolicyBody;
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        #[derive(serde::Deserialize)]
+        struct Value {
+            #[allow(dead_code)]
+            value: String,
+        }
+        assert!(json_object::<Value>(br#"{"value": "x"}"#).is_ok());
+        assert!(serde_json::from_slice::<Value>(br#"["x"]"#).is_ok(), "what serde alone lets through");
+        assert!(json_object::<Value>(br#"["x"]"#).is_err());
+        assert!(json_object::<PolicyBody>(br#"{"annotations": [null, null]}"#).is_err(), "nor in a nested field");
+        assert!(json_object::<PolicyBody>(br#"{"annotations": {"readOnlyHint": true}}"#).is_ok());
+    }
+}

@@ -29,7 +29,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub(crate) use extract::{Admin, ApiPath, ApiQuery};
+pub(crate) use extract::{Admin, ApiPath, ApiQuery, json_object};
 
 use super::{AppState, json_error};
 

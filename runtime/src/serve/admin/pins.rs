@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::super::schema::ErrorBody;
 use super::super::{AppState, json_error};
 use super::connectors::ConnectorPath;
-use super::{Admin, ApiPath};
+use super::{Admin, ApiPath, json_object};
 use crate::pins::Pin;
 
 /// One tool of a connector.
@@ -66,7 +66,7 @@ pub(crate) async fn approve(
     ApiPath(t): ApiPath<ToolPath>,
     body: Bytes,
 ) -> Response {
-    let Ok(Approval { sha256 }) = serde_json::from_slice(&body) else {
+    let Ok(Approval { sha256 }) = json_object(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "expected {\"sha256\": \"…\"}", None);
     };
     let name = format!("{}/{}", t.namespace, t.name);

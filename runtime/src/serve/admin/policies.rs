@@ -16,7 +16,7 @@ use super::super::registry::store_error;
 use super::super::schema::{ErrorBody, PolicyBody, UserPolicyList};
 use super::super::{AppState, json_error};
 use super::connectors::ConnectorPath;
-use super::{Admin, ApiPath};
+use super::{Admin, ApiPath, json_object};
 
 /// One user's policy on a connector.
 #[derive(Deserialize, IntoParams)]
@@ -82,7 +82,7 @@ pub(crate) async fn put(
             None,
         );
     }
-    let doc: PolicyBody = match serde_json::from_slice(&body) {
+    let doc: PolicyBody = match json_object(&body) {
         Ok(d) => d,
         Err(e) => {
             return json_error(

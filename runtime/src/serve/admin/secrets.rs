@@ -16,7 +16,7 @@ use super::super::registry::store_error;
 use super::super::schema::{ErrorBody, SecretEntry};
 use super::super::{AppState, json_error};
 use super::connectors::ConnectorPath;
-use super::{Admin, ApiPath, ApiQuery};
+use super::{Admin, ApiPath, ApiQuery, json_object};
 
 /// One secret of a connector.
 #[derive(Deserialize, IntoParams)]
@@ -93,7 +93,7 @@ pub(crate) async fn put(
             None,
         );
     }
-    let Ok(SecretValue { value }) = serde_json::from_slice::<SecretValue>(&body) else {
+    let Ok(SecretValue { value }) = json_object::<SecretValue>(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "expected {\"value\": \"…\"}", None);
     };
     let user = owner.user.as_deref().filter(|u| !u.is_empty());
