@@ -271,3 +271,14 @@ def test_tools_ls_and_approve(berth):
     assert cli(berth, "tools", "approve", TWO, "echo", echo_pin["sha256"]).stdout.strip() == f"{TWO} echo: approved"
     wrong = cli(berth, "tools", "approve", TWO, "echo", "0" * 64, check=False)
     assert wrong.returncode != 0 and "404" in wrong.stderr
+
+
+def test_groups_ls_add_and_rm(berth):
+    assert cli(berth, "groups", "add", "ops", "alice").stdout.strip() == "alice: added to ops"
+    assert api(berth, "groups") == {"ops": {"alice": ["admin"]}}
+    assert ["ops", "alice", "admin"] in rows(cli(berth, "groups", "ls").stdout)
+    assert json.loads(cli(berth, "groups", "ls", "--json").stdout) == api(berth, "groups")
+    assert cli(berth, "groups", "rm", "ops", "alice").stdout.strip() == "alice: removed from ops"
+    assert api(berth, "groups") == {}
+    bad = cli(berth, "groups", "add", "x" * 129, "alice", check=False)
+    assert bad.returncode != 0 and "400" in bad.stderr

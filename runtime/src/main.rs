@@ -44,6 +44,8 @@ enum Command {
     Policies(cli::policies::PoliciesArgs),
     /// A connector's pinned tool definitions.
     Tools(cli::tools::ToolsArgs),
+    /// Group memberships, for group tool policies.
+    Groups(cli::groups::GroupsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,5 +75,6 @@ fn main() -> anyhow::Result<()> {
         Command::Secrets(args) => rt.block_on(cli::secrets::secrets(args)),
         Command::Policies(args) => rt.block_on(cli::policies::policies(args)),
         Command::Tools(args) => rt.block_on(cli::tools::tools(args)),
+        Command::Groups(args) => rt.block_on(cli::groups::groups(args)),
     }
 }

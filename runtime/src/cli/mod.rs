@@ -4,6 +4,7 @@ pub mod admin_client;
 pub mod audit;
 pub mod connectors;
 pub mod examples;
+pub mod groups;
 pub mod import;
 pub mod instances;
 pub mod migrate;
