@@ -325,9 +325,11 @@ impl Pool {
                 _ => Taken::Full,
             }
         } else {
-            // Least loaded; ties broken at random so idle instances share work.
-            let least = ready.iter().map(|m| m.load()).min().unwrap_or(0);
-            let tied: Vec<_> = ready.into_iter().filter(|m| m.load() == least).collect();
+            // Least loaded; ties broken at random so idle instances share
+            // work. Loads change under us, so they are read once.
+            let loads: Vec<(usize, &Arc<Member>)> = ready.into_iter().map(|m| (m.load(), m)).collect();
+            let least = loads.iter().map(|(l, _)| *l).min().unwrap_or(0);
+            let tied: Vec<&Arc<Member>> = loads.into_iter().filter(|(l, _)| *l == least).map(|(_, m)| m).collect();
             let m = tied[rand::random_range(0..tied.len())].clone();
             if m.try_take(cap) {
                 if m.load() >= self.scaling.target {
