@@ -213,13 +213,19 @@ impl Front {
         result: Box<serde_json::value::RawValue>,
         caller: &CallerRef,
     ) -> Box<serde_json::value::RawValue> {
+        let narrowing = self.caller_policies(caller);
+        // Only annotation rules need the index; a call to a tool it lacks
+        // asks the server (see `learn_tool`), so skipping here loses nothing.
+        let judges_annotations =
+            self.config.policy.needs_annotations() || narrowing.iter().any(|p| p.needs_annotations());
         if method == "tools/list"
+            && judges_annotations
             && let Ok(page) = serde_json::from_str::<serde_json::Value>(result.get())
         {
             self.tools.record(&page);
         }
         let mut result = self.config.policy.filter(method, result);
-        for p in self.caller_policies(caller) {
+        for p in narrowing {
             result = p.filter(method, result);
         }
         let Some(pins) = self.config.pins.as_ref().filter(|_| method == "tools/list") else { return result };

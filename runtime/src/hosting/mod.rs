@@ -26,7 +26,7 @@ use berth_catalog::artifact::Artifact;
 use crate::jsonrpc::{ErrorObject, code};
 use crate::pins::Pins;
 use crate::policies::UserPolicies;
-use crate::pool::{Isolation, Pool, PoolFactory, Pools, Scaling};
+use crate::pool::{InstanceInfo, InstanceState, Isolation, Pool, PoolFactory, Pools, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
 use sqlx::AnyPool;
 
@@ -328,15 +328,11 @@ impl Hosting {
             // The label other metrics use for a connector version.
             let connector = format!("{name}@{version}");
             e.pools.tend();
-            let mut by_state: HashMap<&'static str, usize> =
-                ["ready", "starting", "stopped", "draining", "crash-loop"].into_iter().map(|s| (s, 0)).collect();
-            for (_, instances) in e.pools.instances() {
-                for i in instances {
-                    *by_state.entry(i.state.as_str()).or_default() += 1;
-                }
-            }
-            for (state, n) in by_state {
-                metrics::gauge!("berth_instances", "connector" => connector.clone(), "state" => state).set(n as f64);
+            let instances: Vec<InstanceInfo> = e.pools.instances().into_iter().flat_map(|(_, i)| i).collect();
+            for state in InstanceState::ALL {
+                let n = instances.iter().filter(|i| i.state == state).count();
+                metrics::gauge!("berth_instances", "connector" => connector.clone(), "state" => state.as_str())
+                    .set(n as f64);
             }
             metrics::gauge!("berth_queue_depth", "connector" => connector).set(e.pools.queued() as f64);
         }
@@ -344,7 +340,7 @@ impl Hosting {
 
     /// Every pool's instances: `name@version`, the pool's user (empty when
     /// shared), and its instances.
-    pub fn instances(&self) -> Vec<(String, String, Vec<crate::pool::InstanceInfo>)> {
+    pub fn instances(&self) -> Vec<(String, String, Vec<InstanceInfo>)> {
         let mut out: Vec<_> = self
             .endpoints
             .lock()

@@ -115,6 +115,9 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
+    /// Every state, for metrics that report each even at zero.
+    pub const ALL: [InstanceState; 5] = [Self::Ready, Self::Starting, Self::Stopped, Self::Draining, Self::CrashLoop];
+
     /// The state as the API and metrics spell it.
     pub fn as_str(self) -> &'static str {
         match self {
