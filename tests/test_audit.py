@@ -94,3 +94,77 @@ def test_a_session_belongs_to_the_user_who_opened_it(berth):
     delete = httpx.delete(berth.mcp(CONNECTOR), headers={"Authorization": f"Bearer {bob}", "Mcp-Session-Id": sa})
     assert delete.status_code == 404
     assert "still mine" in rpc(berth, alice, "tools/call", {"name": "echo", "arguments": {"text": "still mine"}}, session=sa).text
+
+
+def settings(berth, patch=None) -> httpx.Response:
+    if patch is None:
+        return httpx.get(f"{berth.base}/admin/v1/settings", headers=berth.admin())
+    return httpx.patch(f"{berth.base}/admin/v1/settings", json=patch, headers=berth.admin())
+
+
+def newest(berth, since_ms: int) -> dict:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for r in audit(berth, user="alice", tool="echo", since_ms=since_ms):
+            return r
+        time.sleep(0.1)
+    raise AssertionError("no audit record")
+
+
+def test_records_name_the_instance_and_carry_arguments_only_when_switched_on(berth):
+    alice = token_for(berth, "alice", berth.mcp(CONNECTOR))
+    sa = legacy_session(berth, alice)
+    shown = settings(berth)
+    assert shown.status_code == 200 and shown.json()["runtime"] == {"auditArguments": False}
+    assert shown.json()["fixed"]["auth"] == "oauth" and berth.token not in shown.text
+
+    def call(text: str) -> dict:
+        since = int(time.time() * 1000)
+        assert rpc(berth, alice, "tools/call", {"name": "echo", "arguments": {"text": text}}, session=sa).status_code == 200
+        return newest(berth, since)
+
+    off = call("not recorded")
+    assert "arguments" not in off
+    instances = httpx.get(f"{berth.base}/admin/v1/instances", headers=berth.admin()).json()
+    ids = {i["id"] for p in instances if p["connector"].startswith(CONNECTOR) for i in p["instances"]}
+    assert off["instance"] in ids, (off, instances)
+
+    on = settings(berth, {"auditArguments": True})
+    assert on.status_code == 200 and on.json()["runtime"]["auditArguments"] is True
+    try:
+        assert call("plain words")["arguments"] == {"text": "plain words"}
+        assert call("Bearer sekrit-123")["arguments"] == {"text": "[redacted]"}
+        export = httpx.get(f"{berth.base}/admin/v1/audit/export", params={"connector": CONNECTOR}, headers=berth.admin())
+        assert "sekrit-123" not in export.text and "not recorded" not in export.text
+    finally:
+        assert settings(berth, {"auditArguments": False}).json()["runtime"]["auditArguments"] is False
+
+
+@pytest.mark.parametrize(
+    "patch, said",
+    [
+        ({"listen": "0.0.0.0:1"}, "listen is set at start"),
+        ({"auditArguments": True, "auth": "none"}, "auth is set at start"),
+        ({"auditArgs": True}, "unknown field `auditArgs`"),
+        ({"auditArguments": "yes"}, "expected {\"auditArguments\": true|false}"),
+        ([], "expected a JSON object"),
+    ],
+)
+def test_settings_fixed_at_start_are_refused_by_name(berth, patch, said):
+    res = settings(berth, patch)
+    assert res.status_code == 400 and said in res.json()["error"], res.text
+    assert settings(berth).json()["runtime"]["auditArguments"] is False, "nothing changed"
+
+
+def test_run_time_settings_survive_a_restart(tmp_path):
+    first = serve(tmp_path, "--no-examples")
+    try:
+        assert settings(first, {"auditArguments": True}).status_code == 200
+    finally:
+        first.stop()
+    second = serve(tmp_path, "--no-examples")
+    try:
+        assert settings(second).json()["runtime"]["auditArguments"] is True
+        assert settings(second).json()["fixed"]["auth"] == "none", "loopback without --auth"
+    finally:
+        second.stop()

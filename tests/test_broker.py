@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 import httpx
 import httpx2
 import pytest
+from mcp import types
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -29,6 +30,8 @@ from test_oauth import Memory, free_port
 
 pytestmark = pytest.mark.anyio
 CONNECTOR = "dev.berth.test/acts-as-you"
+FILE_CONNECTOR = "dev.berth.test/reads-a-token-file"
+TOKEN_FILE = "/run/berth/acme-token"
 REDIRECT = "http://127.0.0.1:9/callback"
 ACCESS_TTL = 9  # seconds; berth renews a third of the lifetime early
 LOGIN_SECRET = "canary-login-secret-" + secrets.token_hex(8)
@@ -87,6 +90,9 @@ def world(tmp_path_factory):
     doc = first_party_manifest(name=CONNECTOR, isolation="user",
                                credentials=[{"provider": "acme", "inject": {"env": "BERTH_TEST_TOKEN"}}])
     assert post_manifest(berth, doc).status_code == 201
+    doc = first_party_manifest(name=FILE_CONNECTOR, isolation="user",
+                               credentials=[{"provider": "acme", "inject": {"file": TOKEN_FILE}}])
+    assert post_manifest(berth, doc).status_code == 201
     yield berth, idp
     berth.stop()
     idp.stop()
@@ -127,7 +133,7 @@ def connect(berth, user: str) -> httpx.Client:
     return browser
 
 
-def sdk(berth, browser: httpx.Client, storage: Memory):
+def sdk(berth, browser: httpx.Client, storage: Memory, connector: str = CONNECTOR):
     captured: dict = {}
 
     async def redirect_handler(authorize_url: str) -> None:
@@ -139,17 +145,17 @@ def sdk(berth, browser: httpx.Client, storage: Memory):
         return AuthorizationCodeResult(code=captured["code"], state=captured.get("state"), iss=captured.get("iss"))
 
     provider = OAuthClientProvider(
-        server_url=berth.mcp(CONNECTOR),
+        server_url=berth.mcp(connector),
         client_metadata=OAuthClientMetadata(client_name="broker test", redirect_uris=[REDIRECT], scope="mcp"),
         storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
     )
-    return streamable_http_client(berth.mcp(CONNECTOR), http_client=httpx2.AsyncClient(auth=provider, follow_redirects=False))
+    return streamable_http_client(berth.mcp(connector), http_client=httpx2.AsyncClient(auth=provider, follow_redirects=False))
 
 
-def host_pids(berth, user: str) -> set[int]:
+def host_pids(berth, user: str, connector: str = CONNECTOR) -> set[int]:
     """Host pids of `user`'s running instances, from the admin API."""
     rows = httpx.get(f"{berth.base}/admin/v1/instances", headers=berth.admin()).json()
-    return {i["pid"] for r in rows if r["connector"].startswith(CONNECTOR) and r["pool"] == f"user:{user}"
+    return {i["pid"] for r in rows if r["connector"].startswith(f"{connector}@") and r["pool"] == f"user:{user}"
             for i in r["instances"] if i["pid"]}
 
 
@@ -202,13 +208,67 @@ async def test_each_user_gets_their_own_upstream_token_fresh(world):
         assert secret not in logs
 
 
-async def test_a_user_without_an_account_is_sent_to_connect(world):
+async def test_a_legacy_client_without_an_account_is_told_where_to_connect(world):
+    """A legacy session opens anyway; a call is a tool error naming the
+    connect link (what every client shows); once the user has connected,
+    the same session's next call reaches their own instance."""
     berth, idp = world
     browser = httpx.Client(follow_redirects=False, timeout=30)
     browser.user = "carol"
-    with pytest.raises(Exception) as err:
-        await whoami(berth, browser, Memory(), "legacy")
-    assert f"{berth.base}/connect/acme" in repr(err.value) and "-32042" in repr(err.value)
+    async with Client(sdk(berth, browser, Memory()), mode="legacy") as c:
+        res = await c.call_tool("whoami", {})
+        assert res.is_error and f"{berth.base}/connect/acme" in res.content[0].text, res
+        page = browse(browser, f"{berth.base}/connect/acme", "carol")
+        assert "Connected" in page.text, page.text
+        res = await c.call_tool("whoami", {})
+        assert not res.is_error and idp.userinfo(res.structured_content["token"]).json()["sub"] == "carol"
+
+
+async def test_a_modern_client_is_asked_to_connect_and_retries(world):
+    """2026-07-28 has no "URL elicitation required" error: the client gets
+    a URL-mode elicitation in an InputRequiredResult, sends the user to
+    connect, and its retry of the same call goes through."""
+    berth, idp = world
+    browser = httpx.Client(follow_redirects=False, timeout=30)
+    browser.user = "frank"
+    asked: list[str] = []
+
+    async def on_elicit(ctx, params):
+        asked.append(params.url)
+        page = browse(browser, params.url, "frank")  # the user follows the link and connects
+        assert page.status_code == 200 and "Connected" in page.text, page.text
+        return types.ElicitResult(action="accept")
+
+    async with Client(sdk(berth, browser, Memory()), mode="2026-07-28", elicitation_callback=on_elicit) as c:
+        res = await c.call_tool("whoami", {})
+    assert asked == [f"{berth.base}/connect/acme"]
+    assert not res.is_error and idp.userinfo(res.structured_content["token"]).json()["sub"] == "frank"
+
+
+async def test_a_token_file_is_renewed_in_place(world):
+    """`"inject": {"file": …}`: the server reads the user's token from a
+    file; when berth renews the token it replaces the file atomically, and
+    the same instance reads the new one."""
+    berth, idp = world
+    browser = connect(berth, "hana")
+    browser.user = "hana"
+    storage = Memory()
+
+    async def token_file():
+        async with Client(sdk(berth, browser, storage, FILE_CONNECTOR), mode="2026-07-28") as c:
+            res = await c.call_tool("read_file", {"path": TOKEN_FILE})
+            env = (await c.call_tool("whoami", {})).structured_content
+        assert res.structured_content["ok"], res.structured_content
+        assert env["token"] is None, "a file credential is not in the environment"
+        return res.structured_content["content"], host_pids(berth, "hana", FILE_CONNECTOR)
+
+    first, pids = await token_file()
+    assert idp.userinfo(first).json()["sub"] == "hana" and len(pids) == 1
+    time.sleep(ACCESS_TTL * 2 / 3 + 2)
+    again, same = await token_file()
+    assert again != first and idp.userinfo(again).json()["sub"] == "hana"
+    assert same == pids, "renewed in place: the instance was not replaced"
+    assert first not in "\n".join(berth.log_lines) and again not in "\n".join(berth.log_lines)
 
 
 def test_the_connect_callback_is_bound_to_the_user_who_started_it(world):
@@ -243,9 +303,10 @@ async def test_a_grant_the_provider_forgot_needs_connecting_again(world):
     idp.stop()
     idp.start()  # a fresh provider: every grant and refresh token is gone
     time.sleep(ACCESS_TTL * 2 / 3 + 1)
-    with pytest.raises(Exception) as err:
-        await whoami(berth, browser, storage, "legacy")
-    assert "connected again" in repr(err.value) and f"{berth.base}/connect/acme" in repr(err.value)
+    async with Client(sdk(berth, browser, storage), mode="legacy") as c:
+        res = await c.call_tool("whoami", {})
+    said = res.content[0].text
+    assert res.is_error and "connected again" in said and f"{berth.base}/connect/acme" in said, said
     # Connecting again fixes it.
     page = browse(browser, f"{berth.base}/connect/acme", "erin")
     assert "Connected" in page.text, page.text
@@ -262,6 +323,12 @@ def test_the_providers_groups_make_admins(world):
     assert res.status_code == 201, res.text
     admin = {"Authorization": f"Bearer {res.json()['token']}"}
     assert httpx.get(f"{berth.base}/admin/v1/instances", headers=admin).status_code == 200
+    # Out of the group, the token she minted through it no longer opens the admin API.
+    assert httpx.delete(f"{berth.base}/admin/v1/groups/team-dana/members/dana", headers=berth.admin()).status_code == 204
+    refused = httpx.get(f"{berth.base}/admin/v1/instances", headers=admin)
+    assert refused.status_code == 403 and "no longer in team-dana" in refused.json()["error"], refused.text
+    assert httpx.put(f"{berth.base}/admin/v1/groups/team-dana/members/dana", headers=berth.admin()).status_code == 204
+    assert httpx.get(f"{berth.base}/admin/v1/instances", headers=admin).status_code == 200, "back in, it works again"
     erin = connect(berth, "erin")
     res = erin.post(f"{berth.base}/account/tokens", json={"name": "ops", "admin": True})
     assert res.status_code == 403 and "admin group" in res.json()["error"]

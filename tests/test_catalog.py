@@ -436,6 +436,7 @@ def bundle_site(tmp_path_factory):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    make.root = root
     yield f"http://127.0.0.1:{httpd.server_address[1]}", make
     httpd.shutdown()
 
@@ -482,6 +483,42 @@ def test_a_bundle_escaping_its_directory_is_refused(strict_served, bundle_site):
     res = post_manifest(strict_served, bundle_manifest(f"{base}/{file}", sha, "dev.berth.test/slip"))
     assert res.status_code == 422 and "outside the bundle" in res.text
     assert not (strict_served.data_dir / "evil").exists() and not (strict_served.data_dir.parent / "evil").exists()
+
+
+async def test_a_wasm_module_at_a_url_is_verified_and_served_by_the_wasi_sandbox(strict_served, bundle_site):
+    import hashlib
+    import shutil
+
+    from test_wasi import WASM
+
+    base, _ = bundle_site
+    name = "guest-" + hashlib.sha256(Path(WASM).read_bytes()).hexdigest()[:8] + ".wasm"
+    site_root = bundle_site[1].root
+    shutil.copy(WASM, site_root / name)
+    sha = hashlib.sha256((site_root / name).read_bytes()).hexdigest()
+
+    def manifest(connector: str, digest: str) -> dict:
+        doc = first_party_manifest(name=connector, sandbox={"backend": "wasi"})
+        doc["packages"] = [{"registryType": "wasm", "identifier": f"{base}/{name}", "fileSha256": digest,
+                            "transport": {"type": "stdio"}}]
+        return doc
+
+    res = post_manifest(strict_served, manifest("dev.berth.test/wasm-url", sha))
+    assert res.status_code == 201, res.text
+    for mode in MODES:
+        _, text, _ = await call(strict_served.mcp("dev.berth.test/wasm-url"), mode, "echo", {"text": "from a url"})
+        assert text == "from a url"
+    wrong = post_manifest(strict_served, manifest("dev.berth.test/wasm-tampered", "0" * 64))
+    assert wrong.status_code == 422 and sha in wrong.text and "refusing" in wrong.text
+    (site_root / "not.wasm").write_bytes(b"#!/bin/sh\n")
+    fake = manifest("dev.berth.test/wasm-fake", hashlib.sha256(b"#!/bin/sh\n").hexdigest())
+    fake["packages"][0]["identifier"] = f"{base}/not.wasm"
+    res = post_manifest(strict_served, fake)
+    assert res.status_code == 422 and "not a WebAssembly module" in res.text, res.text
+    unverified = manifest("dev.berth.test/wasm-unverified", sha)
+    del unverified["packages"][0]["fileSha256"]
+    res = post_manifest(strict_served, unverified)
+    assert res.status_code == 422 and "fileSha256" in res.text
 
 
 async def test_an_oci_connector_runs_in_the_container_sandbox(served):

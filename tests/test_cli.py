@@ -282,3 +282,46 @@ def test_groups_ls_add_and_rm(berth):
     assert api(berth, "groups") == {}
     bad = cli(berth, "groups", "add", "x" * 129, "alice", check=False)
     assert bad.returncode != 0 and "400" in bad.stderr
+
+
+def test_bundles_put_ls_show_and_rm(berth, tmp_path):
+    doc = {"members": [{"connector": ONE, "tools": ["echo"], "aliases": {"echo": "say"}}, {"connector": TWO}]}
+    path = tmp_path / "team.json"
+    path.write_text(json.dumps(doc))
+    assert cli(berth, "bundles", "put", "team", str(path)).stdout.strip() == "team: set; served at /mcp/bundle/team"
+    assert api(berth, "bundles/team")["members"][0]["aliases"] == {"echo": "say"}
+    assert ["team", "/mcp/bundle/team", f"{ONE},{TWO}"] in rows(cli(berth, "bundles", "ls").stdout)
+    assert json.loads(cli(berth, "bundles", "ls", "--json").stdout) == api(berth, "bundles")
+    assert json.loads(cli(berth, "bundles", "show", "team").stdout) == api(berth, "bundles/team")
+    # A bad definition: every problem is printed, and the exit status says so.
+    path.write_text(json.dumps({"members": [{"connector": "dev.berth.test/nobody", "prefix": "no spaces"}]}))
+    bad = cli(berth, "bundles", "put", "team", str(path), check=False)
+    assert bad.returncode != 0 and "invalid bundle" in bad.stderr
+    assert "members[0].prefix" in bad.stderr and "dev.berth.test/nobody" in bad.stderr, bad.stderr
+    assert api(berth, "bundles/team")["members"][1] == {"connector": TWO, "tools": ["*"]}, "the stored one is kept"
+    assert cli(berth, "bundles", "rm", "team").stdout.strip() == "team: removed"
+    assert api(berth, "bundles") == []
+
+
+def test_settings_ls_and_audit_arguments(berth):
+    table = rows(cli(berth, "settings").stdout)
+    assert ["auditArguments", "false", "now"] in table
+    assert ["auth", "oauth", "on", "restart"] in table and ["allowedHosts", "-", "on", "restart"] in table
+    assert json.loads(cli(berth, "settings", "--json").stdout) == api(berth, "settings")
+    try:
+        assert ["auditArguments", "true", "now"] in rows(cli(berth, "settings", "audit-arguments", "on").stdout)
+        assert api(berth, "settings")["runtime"]["auditArguments"] is True
+    finally:
+        assert json.loads(cli(berth, "settings", "audit-arguments", "off", "--json").stdout)["runtime"]["auditArguments"] is False
+
+
+def test_users_ls_and_offboard(berth):
+    token = httpx.post(f"{berth.base}/admin/v1/tokens", json={"user": "gina", "name": "cli"}, headers=berth.admin()).json()
+    table = {r[0]: r for r in rows(cli(berth, "users", "ls").stdout)}
+    assert table["gina"][1:4] == ["-", "1", "no"], table["gina"]
+    assert json.loads(cli(berth, "users", "ls", "--json").stdout) == api(berth, "users")
+    out = cli(berth, "users", "offboard", "gina").stdout
+    assert out.startswith("gina: offboarded — 1 token(s) revoked"), out
+    assert "gina" not in {u["user"] for u in api(berth, "users")}, "nothing of hers is left"
+    res = httpx.post(berth.mcp(ONE), json={}, headers={"Authorization": f"Bearer {token['token']}"})
+    assert res.status_code == 401

@@ -20,6 +20,7 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from conftest import NODE_MODULES, REPO
+from mcp_http import modern_body, modern_headers
 from test_catalog import first_party_manifest, post_manifest, serve
 
 pytestmark = pytest.mark.anyio
@@ -337,3 +338,27 @@ def test_values_from_the_server_are_rendered_as_text(world, browser):
         assert browser("problems") == [], "nothing was fetched or run from the values"
     finally:
         httpx.delete(f"{world.base}/admin/v1/connectors/{CONNECTOR}/policies/{user}", headers=world.admin())
+
+
+def test_a_user_offboarded_in_the_page_loses_their_tokens(world, browser):
+    token, _ = pat(world, "frank")
+    assert echo_status(world, token) == 200
+    browser.sign_in(world.token)
+    browser("goto", path="/admin/#policies")
+    rows = {r["data"]["user"]: r["cells"] for r in browser("rows", selector="#users-table")}
+    assert rows["frank"][2] == "1", rows["frank"]
+    button = "#users-table tr[data-user='frank'] button.offboard"
+    browser("click", selector=button)
+    assert echo_status(world, token) == 200, "the first click only arms the button"
+    browser("click", selector=button)
+    assert not browser.visible("#error"), browser("text", selector="#error")
+    assert "Offboarded frank: 1 token(s) revoked" in browser("text", selector="#notice")["text"]
+    assert echo_status(world, token) == 401
+    assert api(world, "/users/frank")["tokens"] == 0
+    assert browser("problems") == []
+
+
+def echo_status(berth, token: str) -> int:
+    body = modern_body("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+    headers = modern_headers(body, Authorization=f"Bearer {token}")
+    return httpx.post(berth.mcp(CONNECTOR), json=body, headers=headers, timeout=30).status_code

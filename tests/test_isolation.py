@@ -77,3 +77,9 @@ def test_each_legacy_session_has_its_own_server(berth):
     a, b = session(), session()
     assert [counter(a, 1), counter(a, 2)] == ["1", "2"]
     assert counter(b, 3) == "1", "a second session shares no server state with the first"
+    # Each session's server is an instance the admin API shows (and can stop).
+    rows = [r for r in httpx.get(f"{berth.base}/admin/v1/instances", headers=berth.admin()).json()
+            if r["connector"].startswith(PER_SESSION)]
+    assert [r["pool"] for r in rows] == ["session:alice", "session:alice"], rows
+    pids = {i["pid"] for r in rows for i in r["instances"]}
+    assert len(pids) == 2, "one process per session"

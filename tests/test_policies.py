@@ -168,3 +168,41 @@ async def test_group_policies_apply_to_members(tmp_path):
         assert "add" in names and outcome == "ok"
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_prompts_and_resources_follow_their_own_rules(tmp_path, mode):
+    berth = start(tmp_path)
+    try:
+        # The manifest lets only the static resource through (the echo template and its reads are out)…
+        manifest = first_party_manifest(name=CONNECTOR, policy={"resources": {"default": "deny", "allow": ["test://static/*"]}})
+        assert post_manifest(berth, manifest).status_code == 201
+        # …and an admin takes the greet prompt from alice only.
+        assert set_policy(berth, "alice", prompts={"deny": ["gree?"]}).status_code == 204
+        listed = httpx.get(f"{berth.base}/admin/v1/connectors/{CONNECTOR}/policies", headers=berth.admin()).json()
+        assert listed["users"]["alice"]["prompts"] == {"default": "allow", "allow": [], "deny": ["gree?"]}
+
+        async def view(user: str):
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {pat(berth, user)}"})
+            async with Client(streamable_http_client(berth.mcp(CONNECTOR), http_client=http), mode=mode) as c:
+                prompts = {p.name for p in (await c.list_prompts()).prompts}
+                resources = {str(r.uri) for r in (await c.list_resources()).resources}
+                templates = {t.uri_template for t in (await c.list_resource_templates()).resource_templates}
+                outcomes = {}
+                for name, use in [("greet", lambda: c.get_prompt("greet", {"name": "Zoë"})),
+                                  ("static", lambda: c.read_resource("test://static/hello")),
+                                  ("echo", lambda: c.read_resource("test://echo/hi"))]:
+                    try:
+                        await use()
+                        outcomes[name] = "ok"
+                    except Exception as e:  # berth's JSON-RPC refusal
+                        outcomes[name] = "refused" if "refused by policy" in str(e) else repr(e)
+                return prompts, resources, templates, outcomes
+
+        prompts, resources, templates, outcomes = await view("alice")
+        assert prompts == set() and resources == {"test://static/hello"} and templates == set()
+        assert outcomes == {"greet": "refused", "static": "ok", "echo": "refused"}, outcomes
+        prompts, _, _, outcomes = await view("bob")
+        assert prompts == {"greet"} and outcomes == {"greet": "ok", "static": "ok", "echo": "refused"}, outcomes
+    finally:
+        assert berth.stop() == 0

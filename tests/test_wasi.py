@@ -1,8 +1,10 @@
 """The WASI backend end to end: `berth run --sandbox wasi` hosting the
 first-party wasip2 server (connectors/wasi-echo), called by the official
 Python SDK in both eras, then attacked from inside: a loop that never yields,
-an allocation past the memory limit, a read outside its preopens (it has
-none unless berth mounts a directory).
+an allocation past the memory limit, reads and writes outside its preopens
+(it has none unless berth mounts a directory), its environment, and the
+network (it has none: no sockets are granted, so egress allowlists do not
+apply to WASI guests).
 
 scripts/test.sh builds the guest and names it in BERTH_WASI_SERVER."""
 
@@ -103,6 +105,40 @@ def test_reading_outside_the_preopens_fails(wasi_berth, tmp_path):
         text = " ".join(c.get("text", "") for c in result["content"])
         assert result.get("isError") is True, (path, msg)
         assert "root:" not in text, (path, text)
+
+
+def tool_error(url: str, tool: str, args: dict) -> str:
+    """Calls a tool that must fail inside the guest: its error text."""
+    msg = only_message(call(url, tool, args))
+    assert msg["result"].get("isError") is True, msg
+    return " ".join(c.get("text", "") for c in msg["result"]["content"])
+
+
+def test_writes_go_only_where_a_writable_mount_allows(wasi_berth, tmp_path):
+    ro, rw = tmp_path / "ro", tmp_path / "rw"
+    ro.mkdir()
+    rw.mkdir()
+    b = wasi_berth("--mount", str(ro), "--mount", f"{rw}:rw")
+    # The control: a writable mount takes the write.
+    assert result_text(call(b.url, "write_file", {"path": str(rw / "out.txt"), "text": "mine"})) == "written"
+    assert (rw / "out.txt").read_text() == "mine"
+    for path in [str(ro / "x.txt"), "/tmp/x.txt", str(rw / ".." / "escaped.txt"), "/etc/cron.d/x"]:
+        tool_error(b.url, "write_file", {"path": path, "text": "nope"})
+    assert not (ro / "x.txt").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_the_guest_sees_only_its_own_environment(wasi_berth):
+    b = wasi_berth("--env", "GREETING=hi")
+    names = result_text(call(b.url, "env", {})).split()
+    assert names == ["GREETING"], names
+
+
+@pytest.mark.parametrize("addr", ["169.254.169.254:80", "10.0.0.1:80", "1.1.1.1:443", "127.0.0.1:{berth}"])
+def test_the_guest_has_no_network(wasi_berth, addr):
+    b = wasi_berth()
+    addr = addr.format(berth=b.url.split(":")[2].split("/")[0])
+    said = tool_error(b.url, "connect", {"addr": addr})
+    assert "cannot connect" in said and "Permission denied" in said, said  # refused by the host, not unreachable
 
 
 def test_memory_limit_is_enforced(wasi_berth):

@@ -102,6 +102,7 @@ impl Artifacts {
     pub async fn materialize(&self, package: &Package) -> Result<Artifact, ArtifactError> {
         let registry = package.registry().ok_or(ArtifactError::Unsupported("unknown"))?;
         match registry {
+            Registry::Wasm if is_url(&package.identifier) => self.installed(registry, package).await,
             Registry::Local | Registry::Wasm => local(package).await,
             Registry::Oci => Ok(Artifact {
                 dir: None,
@@ -120,8 +121,16 @@ impl Artifacts {
 
     /// The directory `package` is (or will be) in.
     pub fn dir_of(&self, package: &Package) -> PathBuf {
-        let key =
-            format!("{}\0{}\0{}", package.registry_type, package.identifier, package.version.as_deref().unwrap_or(""));
+        // The declared digest is part of the key: a manifest naming the same
+        // URL with another digest must be checked against its own, not
+        // handed an artifact verified for someone else's.
+        let key = format!(
+            "{}\0{}\0{}\0{}",
+            package.registry_type,
+            package.identifier,
+            package.version.as_deref().unwrap_or(""),
+            package.file_sha256.as_deref().unwrap_or("")
+        );
         self.root.join(hex::encode(&Sha256::digest(key.as_bytes())[..16]))
     }
 
@@ -146,6 +155,7 @@ impl Artifacts {
         let built = match registry {
             Registry::Npm => npm(package, &staging, &dir).await,
             Registry::Mcpb => mcpb::materialize(package, &staging, &dir).await,
+            Registry::Wasm => wasm(package, &staging, &dir).await,
             _ => pypi(package, &staging, &dir).await,
         };
         let launch = match built {
@@ -176,6 +186,37 @@ impl Artifacts {
             }
         }
     }
+}
+
+fn is_url(identifier: &str) -> bool {
+    identifier.starts_with("https://") || identifier.starts_with("http://")
+}
+
+/// A WebAssembly module or component at a URL: downloaded, checked against
+/// `fileSha256` and for the wasm preamble, and run from the artifact.
+async fn wasm(package: &Package, staging: &Path, dir: &Path) -> Result<Launch, ArtifactError> {
+    let layout = |m: String| ArtifactError::Layout(m);
+    let want =
+        package.file_sha256.as_deref().ok_or_else(|| layout("a wasm module at a URL needs fileSha256".into()))?;
+    let file = staging.join("guest.wasm");
+    let got = mcpb::download(&package.identifier, &file).await?;
+    if got != want {
+        return Err(layout(format!(
+            "{} has SHA-256 {got}, but the manifest says {want}: refusing it",
+            package.identifier
+        )));
+    }
+    let head = tokio::fs::read(&file).await.map_err(|source| ArtifactError::Io { path: file.clone(), source })?;
+    if !head.starts_with(b"\0asm") {
+        return Err(layout(format!("{} is not a WebAssembly module or component", package.identifier)));
+    }
+    Ok(Launch {
+        program: dir.join("guest.wasm").to_string_lossy().into_owned(),
+        args: Vec::new(),
+        env: Vec::new(),
+        mounts: Vec::new(),
+        image: None,
+    })
 }
 
 /// A program already on this host: nothing to install, only to hash.

@@ -434,6 +434,32 @@ pub struct ToolPolicy {
     /// value MCP defines for it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<Hint, bool>,
+    /// Which prompts callers may list and get, by name.
+    #[serde(skip_serializing_if = "NameRules::is_open")]
+    pub prompts: NameRules,
+    /// Which resources callers may list and read, by URI (a template by its
+    /// URI template).
+    #[serde(skip_serializing_if = "NameRules::is_open")]
+    pub resources: NameRules,
+}
+
+/// Allow and deny lists over a default, for prompts or resources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct NameRules {
+    /// What happens to names in neither list.
+    pub default: PolicyDefault,
+    /// Always allowed: names, or patterns with `*` and `?`.
+    pub allow: Vec<String>,
+    /// Always refused; deny wins over allow.
+    pub deny: Vec<String>,
+}
+
+impl NameRules {
+    /// Whether the rules let everything through.
+    pub fn is_open(&self) -> bool {
+        self.default == PolicyDefault::Allow && self.deny.is_empty()
+    }
 }
 
 /// A tool annotation hint a policy can require.

@@ -127,6 +127,13 @@ fn every_broken_field_is_named_with_its_pointer() {
             "both allowed and denied",
         ),
         (
+            with(&[(&ext("/policy"), json!({"resources": {"allow": [""]}}))]),
+            ext("/policy/resources/allow/0"),
+            "expected a resource URI or pattern",
+        ),
+        (with(&[(&ext("/policy"), json!({"prompts": {"default": "maybe"}}))]), ext("/policy/prompts/default"), "allow"),
+        (with(&[(&ext("/policy"), json!({"prompts": {"hide": ["x"]}}))]), ext("/policy/prompts/hide"), ""),
+        (
             with(&[
                 ("/packages/0/registryType", json!("mcpb")),
                 ("/packages/0/identifier", json!("https://example.com/a.mcpb")),

@@ -3,7 +3,7 @@
 //! sealed, refreshed ahead of expiry, and handed out only for that user's
 //! own instances.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,6 +207,25 @@ impl Broker {
                 })
             })
             .collect()
+    }
+
+    /// Every user with a connected account, and the providers.
+    pub async fn account_holders(&self) -> Result<BTreeMap<String, Vec<String>>, BrokerError> {
+        let rows = sqlx::query("SELECT user_id, provider FROM berth_oauth_accounts ORDER BY user_id, provider")
+            .fetch_all(&self.db)
+            .await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            out.entry(r.try_get("user_id")?).or_default().push(r.try_get("provider")?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes every connected account of `user`, grants and all; how many.
+    pub async fn forget(&self, user: &str) -> Result<usize, BrokerError> {
+        let done =
+            sqlx::query("DELETE FROM berth_oauth_accounts WHERE user_id = $1").bind(user).execute(&self.db).await?;
+        Ok(done.rows_affected() as usize)
     }
 
     /// The provider, endpoints resolved (once per process).

@@ -16,6 +16,7 @@ fn migrator() -> Migrator {
         migration(2, "clients and refresh tokens", include_str!("../migrations/0002_grants.sql")),
         migration(3, "credential broker", include_str!("../migrations/0003_broker.sql")),
         migration(4, "personal access tokens", include_str!("../migrations/0004_pats.sql")),
+        migration(5, "sign-outs", include_str!("../migrations/0005_sign_outs.sql")),
     ]);
     // The catalog and the runtime migrate the same database with their own histories.
     m.dangerous_set_table_name("_berth_oauth_migrations");

@@ -237,6 +237,32 @@ impl Grants {
         (Ok((grant, next)), vec![Write::Spend { hash: h }, write])
     }
 
+    /// Revokes every refresh token of `user`; how many sign-ins (token
+    /// families) that ended.
+    pub(crate) async fn revoke_user(&self, user: &str) -> Result<usize, GrantError> {
+        let writes: Vec<Write> = {
+            let mut s = self.inner.lock();
+            let families: std::collections::BTreeSet<String> =
+                s.refresh.values().filter(|r| r.grant.user == user).map(|r| r.family.clone()).collect();
+            families.into_iter().map(|f| revoke(&mut s, f)).collect()
+        };
+        let ended = writes.len();
+        self.store(writes).await?;
+        Ok(ended)
+    }
+
+    /// Users holding a live refresh token.
+    pub(crate) fn users(&self) -> std::collections::BTreeSet<String> {
+        let now = now_ms();
+        self.inner
+            .lock()
+            .refresh
+            .values()
+            .filter(|r| !r.used && r.expires_ms > now)
+            .map(|r| r.grant.user.clone())
+            .collect()
+    }
+
     /// Applies `writes` to the database, if there is one. A failure refuses
     /// the request: a token that was not stored must not be handed out.
     async fn store(&self, writes: Vec<Write>) -> Result<(), GrantError> {

@@ -32,6 +32,10 @@ pub struct PatInfo {
     pub connectors: Vec<String>,
     /// Whether it may use the admin API.
     pub admin: bool,
+    /// The group its owner was admin through when they minted it themselves;
+    /// the admin API refuses it once they are no longer in that group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_via: Option<String>,
     /// Created, ms since the epoch.
     pub created_ms: i64,
     /// Expires, ms since the epoch.
@@ -94,6 +98,7 @@ impl Pats {
         name: &str,
         connectors: Vec<String>,
         admin: bool,
+        admin_via: Option<&str>,
         ttl: Duration,
     ) -> Result<(String, PatInfo), sqlx::Error> {
         let token = format!("{PREFIX}{}", B64.encode(rand::random::<[u8; 32]>()));
@@ -104,6 +109,7 @@ impl Pats {
             name: name.to_owned(),
             connectors,
             admin,
+            admin_via: admin_via.filter(|_| admin).map(str::to_owned),
             created_ms: now,
             expires_ms: now.saturating_add(ttl.as_millis() as i64),
         };
@@ -137,6 +143,19 @@ impl Pats {
         self.by_hash.write().remove(&h);
         tracing::info!(id, "personal access token revoked");
         Ok(true)
+    }
+
+    /// Revokes every token of `user`; how many there were.
+    pub async fn revoke_user(&self, user: &str) -> Result<usize, sqlx::Error> {
+        if let Some(db) = &self.db {
+            sqlx::query("DELETE FROM berth_oauth_pats WHERE user_id = $1").bind(user).execute(db).await?;
+        }
+        let mut all = self.by_hash.write();
+        let before = all.len();
+        all.retain(|_, i| i.user != user);
+        let revoked = before - all.len();
+        tracing::info!(user, revoked, "personal access tokens revoked");
+        Ok(revoked)
     }
 
     /// The tokens (of `user`, when given), newest first.
@@ -175,13 +194,13 @@ mod tests {
         let mut pats = Pats::default();
         pats.load(crate::db::open(&url).await.unwrap()).await.unwrap();
         let day = Duration::from_secs(86_400);
-        let (token, info) = pats.create("alice", "ci", vec!["a/one".into()], false, day).await.unwrap();
+        let (token, info) = pats.create("alice", "ci", vec!["a/one".into()], false, None, day).await.unwrap();
         assert!(token.starts_with(PREFIX));
         assert_eq!(pats.verify(&token, PatUse::Connector("a/one")).unwrap().user, "alice");
         assert_eq!(pats.verify(&token, PatUse::Connector("a/two")), Err(PatError::OutOfScope));
         assert_eq!(pats.verify(&token, PatUse::Admin), Err(PatError::OutOfScope));
         assert_eq!(pats.verify(&format!("{token}x"), PatUse::Connector("a/one")), Err(PatError::Unknown));
-        let (short, _) = pats.create("alice", "short", vec![], false, Duration::ZERO).await.unwrap();
+        let (short, _) = pats.create("alice", "short", vec![], false, None, Duration::ZERO).await.unwrap();
         assert_eq!(pats.verify(&short, PatUse::Connector("a/one")), Err(PatError::Expired));
 
         let mut again = Pats::default();

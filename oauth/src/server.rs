@@ -6,15 +6,16 @@
 //! returns what to answer, so every rule here is testable without a server.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 use url::Url;
 
-use crate::clients::Clients;
+use crate::clients::{Client, Clients};
+use crate::documents::{Documents, DocumentsConfig, is_document_url};
 use crate::error::OAuthError;
 use crate::grants::{Grant, GrantError, Grants};
 use crate::keys::Keyring;
@@ -139,6 +140,12 @@ pub struct AuthorizationServer {
     pending: Mutex<HashMap<String, Pending>>,
     /// `(client, state)` pairs already seen, so a state is single-use.
     states: Mutex<HashMap<(String, String), Instant>>,
+    /// Users signed out everywhere, and when (ms since the epoch): tokens
+    /// and sessions issued to them before then are refused.
+    sign_outs: parking_lot::RwLock<HashMap<String, i64>>,
+    db: Option<AnyPool>,
+    /// Clients known by their metadata document, when accepted.
+    documents: Option<Documents>,
 }
 
 impl AuthorizationServer {
@@ -153,6 +160,9 @@ impl AuthorizationServer {
             grants: Grants::default(),
             pending: Mutex::default(),
             states: Mutex::default(),
+            sign_outs: Default::default(),
+            db: None,
+            documents: None,
         }
     }
 
@@ -162,7 +172,78 @@ impl AuthorizationServer {
     pub async fn persist(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
         self.clients.load(db.clone()).await?;
         self.pats.load(db.clone()).await?;
-        self.grants.load(db).await
+        self.grants.load(db.clone()).await?;
+        let rows = sqlx::query("SELECT user_id, before_ms FROM berth_oauth_sign_outs").fetch_all(&db).await?;
+        let mut sign_outs = self.sign_outs.write();
+        for r in rows {
+            sign_outs.insert(r.try_get("user_id")?, r.try_get("before_ms")?);
+        }
+        drop(sign_outs);
+        self.db = Some(db);
+        Ok(())
+    }
+
+    /// Accepts clients identified by the URL of their metadata document.
+    pub fn accept_client_documents(&mut self, config: DocumentsConfig) {
+        self.documents = Some(Documents::new(config));
+    }
+
+    /// Fetches the metadata document an authorization request's client
+    /// names, when it names one, so that [`Self::begin`] knows the client.
+    pub async fn load_client(&self, client_id: Option<&str>) -> Result<(), AuthorizeError> {
+        let (Some(docs), Some(id)) = (&self.documents, client_id.filter(|id| is_document_url(id))) else {
+            return Ok(());
+        };
+        docs.client(id)
+            .await
+            .map(drop)
+            .map_err(|e| AuthorizeError::Show(format!("the client's metadata document at {id} cannot be used: {e}")))
+    }
+
+    /// A registered client, or one known by its metadata document.
+    fn client(&self, id: &str) -> Option<Client> {
+        self.clients.get(id).or_else(|| self.documents.as_ref()?.known(id))
+    }
+
+    /// Signs `user` out everywhere: their refresh tokens are revoked, and
+    /// access tokens and browser sessions issued until now are refused.
+    /// Returns how many sign-ins (refresh token families) ended.
+    pub async fn sign_out(&self, user: &str) -> Result<usize, OAuthError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        if let Some(db) = &self.db {
+            let stored = async {
+                let mut tx = db.begin().await?;
+                sqlx::query("DELETE FROM berth_oauth_sign_outs WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO berth_oauth_sign_outs (user_id, before_ms) VALUES ($1, $2)")
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            };
+            stored.await.map_err(|e| {
+                tracing::error!(error = %e, "storing a sign-out");
+                OAuthError::new("temporarily_unavailable", "the sign-out could not be stored")
+            })?;
+        }
+        self.sign_outs.write().insert(user.to_owned(), now);
+        let ended = self.grants.revoke_user(user).await.map_err(grant_error)?;
+        tracing::info!(user, ended, "signed out everywhere");
+        Ok(ended)
+    }
+
+    /// Users holding a live sign-in (a refresh token).
+    pub fn signed_in_users(&self) -> std::collections::BTreeSet<String> {
+        self.grants.users()
+    }
+
+    /// Whether a token issued to `user` at `iat` (seconds) predates their
+    /// sign-out everywhere.
+    fn signed_out(&self, user: &str, iat: u64) -> bool {
+        self.sign_outs.read().get(user).is_some_and(|&before| (iat as i64).saturating_mul(1000) <= before)
     }
 
     /// The issuer URL.
@@ -195,7 +276,7 @@ impl AuthorizationServer {
             "scopes_supported": ["mcp"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["EdDSA"],
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": self.documents.is_some(),
         })
     }
 
@@ -218,7 +299,7 @@ impl AuthorizationServer {
     pub fn begin(&self, p: &AuthorizeParams) -> Result<Consent, AuthorizeError> {
         let show = |m: &str| AuthorizeError::Show(m.to_owned());
         let client_id = p.client_id.as_deref().ok_or_else(|| show("client_id is missing"))?;
-        let client = self.clients.get(client_id).ok_or_else(|| show("unknown client_id"))?;
+        let client = self.client(client_id).ok_or_else(|| show("unknown client_id"))?;
         let redirect = p.redirect_uri.as_deref().ok_or_else(|| show("redirect_uri is missing"))?;
         if !client.redirect_uris.iter().any(|r| r == redirect) {
             return Err(show("redirect_uri is not one the client registered (exact match required)"));
@@ -318,7 +399,14 @@ impl AuthorizationServer {
     pub async fn token(&self, form: &HashMap<String, String>) -> Result<TokenResponse, OAuthError> {
         let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let client_id = field("client_id").ok_or_else(|| OAuthError::new("invalid_client", "client_id is required"))?;
-        if self.clients.get(client_id).is_none() {
+        let by_document = match &self.documents {
+            // A refresh after a restart: the document is fetched again.
+            Some(docs) if is_document_url(client_id) && self.client(client_id).is_none() => {
+                docs.client(client_id).await.is_ok()
+            }
+            _ => false,
+        };
+        if !by_document && self.client(client_id).is_none() {
             return Err(OAuthError::new("invalid_client", "unknown client_id"));
         }
         let (grant, refresh) = match field("grant_type") {
@@ -372,7 +460,8 @@ impl AuthorizationServer {
 
     /// The user a session cookie value stands for, if it is valid.
     pub fn session_user(&self, cookie: &str) -> Option<String> {
-        token::verify(&self.keys, cookie, &self.config.issuer, &self.session_audience()).ok().map(|c| c.sub)
+        let claims = token::verify(&self.keys, cookie, &self.config.issuer, &self.session_audience()).ok()?;
+        (!self.signed_out(&claims.sub, claims.iat)).then_some(claims.sub)
     }
 
     fn session_audience(&self) -> String {
@@ -381,7 +470,11 @@ impl AuthorizationServer {
 
     /// Checks a bearer token presented to `resource`.
     pub fn verify(&self, token: &str, resource: &str) -> Result<AccessClaims, TokenError> {
-        token::verify(&self.keys, token, &self.config.issuer, resource)
+        let claims = token::verify(&self.keys, token, &self.config.issuer, resource)?;
+        if self.signed_out(&claims.sub, claims.iat) {
+            return Err(TokenError::SignedOut);
+        }
+        Ok(claims)
     }
 
     fn redirect_with(&self, redirect: &str, params: &[(&str, &str)], state: &str) -> String {

@@ -45,6 +45,9 @@ pub enum TokenError {
     /// For another resource.
     #[error("the token is for another resource")]
     WrongAudience,
+    /// Issued before its user was signed out everywhere.
+    #[error("the token's user was signed out; sign in again")]
+    SignedOut,
 }
 
 pub(crate) fn now() -> u64 {

@@ -141,7 +141,7 @@ pub fn now_ms() -> i64 {
 /// An HTTP client for upstream servers: no redirects followed (a token
 /// endpoint that redirects is not trusted), bounded time.
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
         .build()

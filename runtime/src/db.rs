@@ -1,4 +1,5 @@
-//! The runtime's own tables (audit trail, tool pins, policies, groups), in the catalog's
+//! The runtime's own tables (audit trail, tool pins, policies, groups,
+//! bundles, settings), in the catalog's
 //! database with a migration history of their own.
 
 use sqlx::AnyPool;
@@ -15,6 +16,8 @@ fn migrator() -> Migrator {
         migration(2, "tool pins", include_str!("../migrations/0002_tool_pins.sql")),
         migration(3, "user policies", include_str!("../migrations/0003_policies.sql")),
         migration(4, "groups", include_str!("../migrations/0004_groups.sql")),
+        migration(5, "bundles", include_str!("../migrations/0005_bundles.sql")),
+        migration(6, "audit detail and settings", include_str!("../migrations/0006_audit_detail.sql")),
     ]);
     m.dangerous_set_table_name("_berth_runtime_migrations");
     m

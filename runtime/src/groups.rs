@@ -101,6 +101,18 @@ impl Groups {
         Ok(members.len() < before)
     }
 
+    /// Takes `user` out of every group, whatever the source; how many
+    /// memberships there were.
+    pub async fn remove_user(&self, user: &str) -> Result<usize, sqlx::Error> {
+        if let Some(db) = &self.db {
+            sqlx::query("DELETE FROM berth_group_members WHERE user_id = $1").bind(user).execute(db).await?;
+        }
+        let mut members = self.members.write();
+        let before = members.len();
+        members.retain(|(_, u, _)| u != user);
+        Ok(before - members.len())
+    }
+
     /// Replaces `user`'s provider-given memberships with `groups` (names
     /// berth cannot use are skipped).
     pub async fn sync_from_provider(&self, user: &str, groups: &[String]) -> Result<(), sqlx::Error> {

@@ -33,6 +33,10 @@ pub mod code {
     /// berth: every instance is at its concurrency limit and the request
     /// found the queue full, or waited in it past the deadline.
     pub const OVERLOADED: i64 = -32003;
+    /// The user must visit a URL first (2025-11-25's URL elicitation
+    /// required; `data.elicitations` lists them). Modern clients get an
+    /// `InputRequiredResult` instead.
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 }
 
 /// A JSON-RPC error object, as berth produces it.
@@ -79,7 +83,8 @@ pub fn to_raw(value: &Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).unwrap_or_else(|_| null_raw())
 }
 
-fn null_raw() -> Box<RawValue> {
+/// JSON `null`, as the id of an answer to a message that had none readable.
+pub fn null_raw() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is valid JSON"))
 }
 

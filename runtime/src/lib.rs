@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod autoscale;
+pub mod bundle;
 pub mod db;
 pub mod era;
 pub mod front;
@@ -22,6 +23,7 @@ pub mod policy;
 pub mod pool;
 pub mod sandboxes;
 pub mod serve;
+pub mod settings;
 pub mod tick;
 pub mod trace;
 pub mod upstream;

@@ -46,11 +46,20 @@ enum Command {
     Tools(cli::tools::ToolsArgs),
     /// Group memberships, for group tool policies.
     Groups(cli::groups::GroupsArgs),
+    /// Bundles: one URL exposing chosen tools of several connectors.
+    Bundles(cli::bundles::BundlesArgs),
+    /// What a running berth runs with; some settings change at run time.
+    Settings(cli::settings::SettingsArgs),
+    /// Everyone a running berth knows of; offboarding.
+    Users(cli::users::UsersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     // A sandbox init is this same executable; it must start before any thread.
     berth_sandbox::native::run_init_if_requested();
+    // Every https client of the process (package downloads, identity and
+    // OAuth providers, client metadata documents) uses the same TLS provider.
+    berth_oauth::install_tls();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -76,5 +85,8 @@ fn main() -> anyhow::Result<()> {
         Command::Policies(args) => rt.block_on(cli::policies::policies(args)),
         Command::Tools(args) => rt.block_on(cli::tools::tools(args)),
         Command::Groups(args) => rt.block_on(cli::groups::groups(args)),
+        Command::Bundles(args) => rt.block_on(cli::bundles::bundles(args)),
+        Command::Settings(args) => rt.block_on(cli::settings::settings(args)),
+        Command::Users(args) => rt.block_on(cli::users::users(args)),
     }
 }

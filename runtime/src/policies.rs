@@ -19,6 +19,17 @@ pub fn group_subject(group: &str) -> String {
     format!("group:{group}")
 }
 
+/// Every connector with a policy, by subject (a user or `group:NAME`).
+pub async fn subjects(db: &AnyPool) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT user_id, connector FROM berth_policies ORDER BY user_id, connector").fetch_all(db).await?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.try_get("user_id")?).or_default().push(r.try_get("connector")?);
+    }
+    Ok(out)
+}
+
 /// The user and group policies of one connector.
 #[derive(Debug)]
 pub struct UserPolicies {

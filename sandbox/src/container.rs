@@ -125,7 +125,10 @@ impl ContainerSandbox {
             binds: Some(
                 spec.mounts
                     .iter()
-                    .map(|m| format!("{0}:{0}:{1}", m.path.display(), if m.writable { "rw" } else { "ro" }))
+                    .map(|m| {
+                        let mode = if m.writable { "rw" } else { "ro" };
+                        format!("{}:{}:{mode}", m.path.display(), m.inside().display())
+                    })
                     .collect(),
             ),
             auto_remove: Some(true),

@@ -60,16 +60,30 @@ pub enum Network {
 /// A host path visible inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// The host path; it appears at the same path inside.
+    /// The host path.
     pub path: PathBuf,
+    /// Where it appears inside; at the same path when `None`.
+    #[serde(default)]
+    pub target: Option<PathBuf>,
     /// Whether the sandbox may write to it.
     pub writable: bool,
 }
 
 impl Mount {
-    /// A read-only mount.
+    /// A read-only mount at the same path.
     pub fn read_only(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), writable: false }
+        Self { path: path.into(), target: None, writable: false }
+    }
+
+    /// Host directory `path`, read-only, at `target` inside (a per-instance
+    /// directory of files berth writes, such as credentials).
+    pub fn read_only_at(path: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), target: Some(target.into()), writable: false }
+    }
+
+    /// Where it appears inside the sandbox.
+    pub fn inside(&self) -> &std::path::Path {
+        self.target.as_deref().unwrap_or(&self.path)
     }
 }
 

@@ -44,7 +44,7 @@ fn layout(msg: impl Into<String>) -> ArtifactError {
 }
 
 /// Streams `url` to `to`, returning the SHA-256 of what arrived.
-async fn download(url: &str, to: &Path) -> Result<String, ArtifactError> {
+pub(super) async fn download(url: &str, to: &Path) -> Result<String, ArtifactError> {
     let failed =
         |e: String| ArtifactError::Install { package: url.to_owned(), status: "download failed".into(), output: e };
     let res = reqwest::get(url).await.map_err(|e| failed(e.to_string()))?;
@@ -59,7 +59,7 @@ async fn download(url: &str, to: &Path) -> Result<String, ArtifactError> {
         let chunk = chunk.map_err(|e| failed(e.to_string()))?;
         size += chunk.len() as u64;
         if size > MAX_BUNDLE {
-            return Err(failed(format!("bundle larger than {} MiB", MAX_BUNDLE >> 20)));
+            return Err(failed(format!("download larger than {} MiB", MAX_BUNDLE >> 20)));
         }
         hash.update(&chunk);
         file.write_all(&chunk).await.map_err(|e| failed(e.to_string()))?;

@@ -213,21 +213,33 @@ fn credential(c: &mut Checker, v: &Value, at: &Pointer) {
     }
 }
 
+/// `default`, `allow` and `deny` of a policy section.
+fn name_rules(c: &mut Checker, p: &Map<String, Value>, here: &Pointer, what: &str) {
+    c.one_of(p, here, "default", false, &["allow", "deny"]);
+    let mut allowed = Vec::new();
+    c.array(p, here, "allow", |c, v, at| match v.as_str() {
+        Some(s) if !s.is_empty() => allowed.push(s),
+        _ => c.report(&at, format!("expected {what}")),
+    });
+    c.array(p, here, "deny", |c, v, at| match v.as_str() {
+        Some(s) if allowed.contains(&s) => c.report(&at, format!("\"{s}\" is both allowed and denied")),
+        Some(s) if !s.is_empty() => {}
+        _ => c.report(&at, format!("expected {what}")),
+    });
+}
+
 fn policy(c: &mut Checker, ext: &Map<String, Value>, at: &Pointer) {
     let Some(p) = c.member_object(ext, at, "policy") else { return };
     let here = at.key("policy");
-    c.only(p, &here, &["default", "allow", "deny", "annotations"]);
-    c.one_of(p, &here, "default", false, &["allow", "deny"]);
-    let mut allowed = Vec::new();
-    c.array(p, &here, "allow", |c, v, at| match v.as_str() {
-        Some(s) if !s.is_empty() => allowed.push(s),
-        _ => c.report(&at, "expected a tool name or pattern"),
-    });
-    c.array(p, &here, "deny", |c, v, at| match v.as_str() {
-        Some(s) if allowed.contains(&s) => c.report(&at, format!("\"{s}\" is both allowed and denied")),
-        Some(s) if !s.is_empty() => {}
-        _ => c.report(&at, "expected a tool name or pattern"),
-    });
+    c.only(p, &here, &["default", "allow", "deny", "annotations", "prompts", "resources"]);
+    name_rules(c, p, &here, "a tool name or pattern");
+    for (key, what) in [("prompts", "a prompt name or pattern"), ("resources", "a resource URI or pattern")] {
+        if let Some(rules) = c.member_object(p, &here, key) {
+            let at = here.key(key);
+            c.only(rules, &at, &["default", "allow", "deny"]);
+            name_rules(c, rules, &at, what);
+        }
+    }
     if let Some(a) = c.member_object(p, &here, "annotations") {
         let at = here.key("annotations");
         for (k, v) in a {

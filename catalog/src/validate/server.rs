@@ -135,6 +135,16 @@ fn package(c: &mut Checker, v: &Value, at: &Pointer) -> bool {
     if known == Some(Registry::Mcpb) && sha.is_none() {
         c.report(&at.key("fileSha256"), "mcpb packages must carry fileSha256; berth refuses unverified downloads");
     }
+    let remote = identifier.is_some_and(|i| i.starts_with("https://") || i.starts_with("http://"));
+    if known == Some(Registry::Wasm) && remote && sha.is_none() {
+        c.report(
+            &at.key("fileSha256"),
+            "a wasm module at a URL must carry fileSha256; berth refuses unverified downloads",
+        );
+    }
+    if known == Some(Registry::Wasm) && !remote && identifier.is_some_and(|i| !i.starts_with('/')) {
+        c.report(&at.key("identifier"), "a wasm package's identifier is an https URL or an absolute path");
+    }
     if let (Some(Registry::Local), Some(path)) = (known, identifier)
         && !path.starts_with('/')
     {

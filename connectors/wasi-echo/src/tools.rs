@@ -30,6 +30,20 @@ pub struct Path {
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
+pub struct Write {
+    /// A path as the guest sees it.
+    pub path: String,
+    /// What to write there.
+    pub text: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Addr {
+    /// `host:port` to open a TCP connection to.
+    pub addr: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Alloc {
     /// Mebibytes to allocate and touch.
     pub mib: u64,
@@ -73,6 +87,29 @@ impl Echo {
         match std::fs::read_to_string(&path) {
             Ok(contents) => text(contents),
             Err(e) => CallToolResult::error(vec![ContentBlock::text(format!("cannot read {path}: {e}"))]),
+        }
+    }
+
+    #[tool(description = "Write text to a file; an error result says why it could not.")]
+    async fn write_file(&self, Parameters(Write { path, text: body }): Parameters<Write>) -> CallToolResult {
+        match std::fs::write(&path, body) {
+            Ok(()) => text("written"),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(format!("cannot write {path}: {e}"))]),
+        }
+    }
+
+    #[tool(description = "The names of the environment variables the guest sees, one per line.")]
+    async fn env(&self) -> CallToolResult {
+        let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        names.sort();
+        text(names.join("\n"))
+    }
+
+    #[tool(description = "Open a TCP connection to host:port; an error result says why it could not.")]
+    async fn connect(&self, Parameters(Addr { addr }): Parameters<Addr>) -> CallToolResult {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(_) => text(format!("connected to {addr}")),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(format!("cannot connect to {addr}: {e}"))]),
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The audit trail: one record per tool call — who called which tool of
-//! which connector, what the policy decided and how it ended — written off
-//! the request path, queryable through the admin API, and counted in the
-//! Prometheus metrics.
+//! which connector on which instance, what the policy decided and how it
+//! ended, and the arguments only while an admin has asked for them —
+//! written off the request path, queryable through the admin API, and
+//! counted in the Prometheus metrics.
 
+mod redact;
 mod store;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use redact::redact;
 pub use store::{AuditQuery, AuditStore};
 
 use crate::jsonrpc::Outcome;
@@ -48,6 +51,15 @@ pub struct AuditRecord {
     pub error: String,
     /// Time from request to answer.
     pub duration_ms: i64,
+    /// The instance that served it (its id in the admin API); empty when
+    /// the call was refused before reaching one.
+    #[serde(default)]
+    pub instance: String,
+    /// The call's arguments, recorded only while the `auditArguments`
+    /// setting is on, with secret-looking values redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<serde_json::Value>,
 }
 
 impl AuditRecord {
@@ -63,6 +75,8 @@ impl AuditRecord {
             outcome: outcome.to_owned(),
             error: String::new(),
             duration_ms: duration.as_millis() as i64,
+            instance: String::new(),
+            arguments: None,
         }
     }
 }
@@ -97,6 +111,8 @@ pub fn classify(outcome: &Outcome) -> (&'static str, String) {
 pub struct Audit {
     tx: mpsc::Sender<AuditRecord>,
     dropped: Arc<AtomicU64>,
+    /// Whether records carry arguments (the `auditArguments` setting).
+    arguments: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -118,18 +134,34 @@ impl Audit {
                 batch.clear();
             }
         });
-        Self { tx, dropped: Arc::default() }
+        Self { tx, dropped: Arc::default(), arguments: Arc::default() }
     }
 
-    /// Records a call and counts it in the metrics.
+    /// The switch that makes records carry (redacted) arguments.
+    pub fn arguments_switch(&self) -> Arc<AtomicBool> {
+        self.arguments.clone()
+    }
+
+    /// Whether records carry arguments now.
+    pub fn records_arguments(&self) -> bool {
+        self.arguments.load(Ordering::Relaxed)
+    }
+
+    /// Records a call and counts it in the metrics, by connector and tool.
+    /// Only a tool the server answered for is named: a name a client made
+    /// up (refused, or an error) counts as `-`, so clients cannot grow the
+    /// metrics without bound.
     pub fn record(&self, r: AuditRecord) {
+        let answered = r.decision == Decision::Allow && (r.outcome == "ok" || r.outcome == "tool_error");
+        let tool = if answered { r.tool.clone() } else { "-".to_owned() };
         let labels = [
             ("connector", r.connector.clone()),
+            ("tool", tool.clone()),
             ("decision", format!("{:?}", r.decision).to_lowercase()),
             ("outcome", r.outcome.clone()),
         ];
         metrics::counter!("berth_tool_calls_total", &labels).increment(1);
-        metrics::histogram!("berth_tool_call_duration_seconds", "connector" => r.connector.clone())
+        metrics::histogram!("berth_tool_call_duration_seconds", "connector" => r.connector.clone(), "tool" => tool)
             .record(r.duration_ms as f64 / 1000.0);
         if self.tx.try_send(r).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;

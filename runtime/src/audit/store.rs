@@ -89,8 +89,9 @@ impl AuditStore {
         let mut tx = self.pool.begin().await?;
         for r in batch {
             sqlx::query(
-                "INSERT INTO berth_audit (at_ms, user_id, client_id, connector, tool, decision, outcome, error, duration_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO berth_audit
+                 (at_ms, user_id, client_id, connector, tool, decision, outcome, error, duration_ms, instance, arguments)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(r.at_ms)
             .bind(&r.user)
@@ -101,10 +102,21 @@ impl AuditStore {
             .bind(&r.outcome)
             .bind(&r.error)
             .bind(r.duration_ms)
+            .bind(&r.instance)
+            .bind(r.arguments.as_ref().map(serde_json::Value::to_string))
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await
+    }
+
+    /// Each user's latest call (ms since the epoch).
+    pub async fn last_calls(&self) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT user_id, MAX(at_ms) AS last_ms FROM berth_audit WHERE user_id <> '' GROUP BY user_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("last_ms")?))).collect()
     }
 
     /// Records matching `q`, newest first.
@@ -112,7 +124,8 @@ impl AuditStore {
         let limit = q.limit.unwrap_or(100).clamp(1, 10_000) as i64;
         // Empty filters match everything: one static statement, no string building.
         let rows = sqlx::query(
-            "SELECT at_ms, user_id, client_id, connector, tool, decision, outcome, error, duration_ms FROM berth_audit
+            "SELECT at_ms, user_id, client_id, connector, tool, decision, outcome, error, duration_ms, instance, arguments
+             FROM berth_audit
              WHERE ($1 = '' OR user_id = $1)
                AND ($2 = '' OR connector = $2 OR connector LIKE $3)
                AND ($4 = '' OR tool = $4)
@@ -149,6 +162,8 @@ impl AuditStore {
                     outcome: r.try_get("outcome")?,
                     error: r.try_get("error")?,
                     duration_ms: r.try_get("duration_ms")?,
+                    instance: r.try_get("instance")?,
+                    arguments: r.try_get::<Option<String>, _>("arguments")?.and_then(|a| serde_json::from_str(&a).ok()),
                 })
             })
             .collect()

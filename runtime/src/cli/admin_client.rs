@@ -177,12 +177,21 @@ impl AdminClient {
         if status.is_success() {
             return Ok(text);
         }
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(text);
+        let message = serde_json::from_str::<Value>(&text).ok().and_then(|v| error_text(&v)).unwrap_or(text);
         Err(Refused { method, path, status, message }.into())
     }
+}
+
+/// An error body as one message: the error, then each detail on a line.
+fn error_text(body: &Value) -> Option<String> {
+    let error = body["error"].as_str()?;
+    let details: Vec<String> = body["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned))
+        .collect();
+    Some(if details.is_empty() { error.to_owned() } else { format!("{error}:\n  - {}", details.join("\n  - ")) })
 }
 
 /// The path segments of a connector's admin resources: its name holds one `/`.

@@ -2,6 +2,7 @@
 
 pub mod admin_client;
 pub mod audit;
+pub mod bundles;
 pub mod connectors;
 pub mod examples;
 pub mod groups;
@@ -17,6 +18,8 @@ pub mod run;
 pub mod scaling;
 pub mod secrets;
 pub mod serve;
+pub mod settings;
 pub mod shutdown;
 pub mod tokens;
 pub mod tools;
+pub mod users;

@@ -11,7 +11,7 @@ pub fn mount(s: &str) -> Result<Mount, String> {
     if !path.is_absolute() {
         return Err(format!("mount path must be absolute: '{s}'"));
     }
-    Ok(Mount { path: path.to_path_buf(), writable })
+    Ok(Mount { path: path.to_path_buf(), target: None, writable })
 }
 
 pub fn size(s: &str) -> Result<u64, String> {

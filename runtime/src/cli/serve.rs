@@ -9,13 +9,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_catalog::artifact::Artifacts;
 use berth_catalog::{Manifest, Store, StoreError};
-use berth_oauth::{AuthConfig, AuthorizationServer, Broker, Keyring, OidcLogin, ProviderConfig, Sealer, SecretStore};
+use berth_oauth::{
+    AuthConfig, AuthorizationServer, Broker, DocumentsConfig, Keyring, OidcLogin, ProviderConfig, Sealer, SecretStore,
+};
 use berth_runtime::audit::{Audit, AuditStore};
 use berth_runtime::front::FrontConfig;
 use berth_runtime::groups::Groups;
 use berth_runtime::hosting::{Hosting, HostingConfig, Materialize};
 use berth_runtime::sandboxes::Backend;
-use berth_runtime::serve::{AppState, router};
+use berth_runtime::serve::schema::FixedSettings;
+use berth_runtime::serve::{AppState, ServedSettings, router};
+use berth_runtime::settings::RuntimeSettings;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
@@ -87,6 +91,15 @@ pub struct ServeArgs {
     /// Do not publish the example connectors on start.
     #[arg(long)]
     no_examples: bool,
+    /// Extra root certificate (PEM file) trusted for outbound https, beside
+    /// the system's (repeatable): a private CA of identity providers or of
+    /// clients' metadata documents.
+    #[arg(long = "extra-ca", env = "BERTH_EXTRA_CA", value_delimiter = ',')]
+    extra_ca: Vec<PathBuf>,
+    /// Fetch client metadata documents from private, loopback and
+    /// link-local addresses too (clients hosted inside the network; tests).
+    #[arg(long)]
+    client_documents_allow_private: bool,
     /// Extra host name accepted in the Host header (repeatable; `*` for any).
     #[arg(long = "allowed-host")]
     allowed_hosts: Vec<String>,
@@ -129,6 +142,9 @@ struct FileConfig {
     allowed_hosts: Vec<String>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    #[serde(default)]
+    extra_ca: Vec<PathBuf>,
+    client_documents_allow_private: Option<bool>,
 }
 
 /// The settings in force: flag or env, else file, else default.
@@ -149,6 +165,8 @@ struct Settings {
     oidc_admin_group: Option<String>,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
+    extra_ca: Vec<PathBuf>,
+    client_documents_allow_private: bool,
 }
 
 impl Settings {
@@ -193,8 +211,48 @@ impl Settings {
             dev_users: args.dev_users,
             allowed_hosts: [file.allowed_hosts, args.allowed_hosts].concat(),
             allowed_origins: [file.allowed_origins, args.allowed_origins].concat(),
+            extra_ca: [file.extra_ca, args.extra_ca].concat(),
+            client_documents_allow_private: args.client_documents_allow_private
+                || file.client_documents_allow_private.unwrap_or(false),
             data_dir,
         })
+    }
+}
+
+impl Settings {
+    /// Who may call the MCP URLs: as set, else open on loopback only.
+    fn auth_mode(&self, listening: SocketAddr) -> AuthMode {
+        self.auth.unwrap_or(if listening.ip().is_loopback() { AuthMode::None } else { AuthMode::Oauth })
+    }
+
+    /// The settings as the admin API shows them, without any secret.
+    fn fixed(&self, listening: SocketAddr) -> FixedSettings {
+        FixedSettings {
+            listen: listening.to_string(),
+            public_url: self.public_url.clone(),
+            data_dir: self.data_dir.display().to_string(),
+            database: redact(&self.database),
+            default_sandbox: self.default_sandbox.name().to_owned(),
+            materialize: match self.materialize {
+                Materialize::Publish => "publish",
+                Materialize::Launch => "launch",
+            }
+            .to_owned(),
+            auth: match self.auth_mode(listening) {
+                AuthMode::Oauth => "oauth",
+                AuthMode::None => "none",
+            }
+            .to_owned(),
+            examples: self.examples,
+            oidc_issuer: self.oidc.as_ref().and_then(|o| o.issuer.clone()),
+            oidc_client_id: self.oidc.as_ref().map(|o| o.client_id.clone()),
+            oidc_groups_claim: self.oidc_groups_claim.clone(),
+            oidc_admin_group: self.oidc_admin_group.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            extra_ca: self.extra_ca.iter().map(|p| p.display().to_string()).collect(),
+            client_documents_allow_private: self.client_documents_allow_private,
+        }
     }
 }
 
@@ -237,6 +295,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let token = admin_token(&settings.data_dir, settings.admin_token.clone())?;
+    let mut extra_roots = Vec::new();
+    for path in &settings.extra_ca {
+        extra_roots.push(std::fs::read(path).with_context(|| format!("reading --extra-ca {}", path.display()))?);
+    }
+    berth_oauth::trust_extra_roots(&extra_roots).map_err(|e| anyhow::anyhow!("--extra-ca: {e}"))?;
     let store =
         Store::open(&settings.database).await.with_context(|| format!("opening {}", redact(&settings.database)))?;
     let runtime_db = berth_runtime::db::open(&settings.database)
@@ -248,7 +311,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "no Prometheus metrics"))
         .ok();
-    let mut front = FrontConfig { audit: Some(Audit::spawn(audit.clone())), ..FrontConfig::default() };
+    let writer = Audit::spawn(audit.clone());
+    let runtime_settings = RuntimeSettings::load(Some(runtime_db.clone()), writer.arguments_switch())
+        .await
+        .context("loading the run-time settings")?;
+    let mut front = FrontConfig { audit: Some(writer), ..FrontConfig::default() };
     front.allow.hosts.extend(settings.allowed_hosts.iter().cloned());
     if !settings.listen.ip().is_unspecified() && !settings.listen.ip().is_loopback() {
         front.allow.hosts.push(settings.listen.ip().to_string());
@@ -308,6 +375,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         groups: Some(groups),
         admin_group: settings.oidc_admin_group.clone(),
+        settings: Some(Arc::new(ServedSettings { fixed: settings.fixed(addr), runtime: runtime_settings })),
     });
     println!("berth: serving the catalog at http://{addr}/mcp/{{name}}");
     println!("berth: registry API at http://{addr}/v0/servers, admin API at http://{addr}/admin/v1");
@@ -334,8 +402,7 @@ async fn authorization_server(
     addr: SocketAddr,
     db: AnyPool,
 ) -> anyhow::Result<Option<Arc<AuthorizationServer>>> {
-    let mode = settings.auth.unwrap_or(if addr.ip().is_loopback() { AuthMode::None } else { AuthMode::Oauth });
-    if mode == AuthMode::None {
+    if settings.auth_mode(addr) == AuthMode::None {
         if !addr.ip().is_loopback() {
             tracing::warn!(%addr, "MCP URLs are open to anyone who reaches this address (--auth none)");
         }
@@ -345,6 +412,7 @@ async fn authorization_server(
     let keys = Keyring::load_or_create(&settings.data_dir.join("signing-keys.json"), KEY_ROTATION)?;
     let mut server = AuthorizationServer::new(AuthConfig::new(issuer), keys);
     server.persist(db).await.context("loading registered OAuth clients and refresh tokens")?;
+    server.accept_client_documents(DocumentsConfig { allow_private: settings.client_documents_allow_private });
     for user in &settings.dev_users {
         let (name, password) = user.split_once(':').context("--dev-user takes NAME:PASSWORD")?;
         server.users.add(name, password);

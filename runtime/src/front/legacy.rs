@@ -30,12 +30,14 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Response {
     let pin = Pin::default();
     let user = caller.as_ref().map(|c| c.user.as_str());
-    let pool = match front.pools.for_session(user).await {
-        Ok(p) => p,
-        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
-    };
-    let ready = match pool.ready_pinned(&pin).await {
-        Ok(r) => r,
+    // A user who must connect an account first still gets a session: berth
+    // answers for the server until it can start (see `Relay::open`).
+    let ready = match front.pools.for_session(user).await {
+        Ok(pool) => match pool.ready_pinned(&pin).await {
+            Ok(r) => Some((pool, r)),
+            Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+        },
+        Err(err) if err.code == code::URL_ELICITATION_REQUIRED => None,
         Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
     };
     let params = req.params.clone().unwrap_or_default();
@@ -47,16 +49,24 @@ pub async fn initialize(front: &Front, req: Request, caller: &CallerRef) -> Resp
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &err);
     };
     *session.pin.lock() = pin.lock().take();
-    let _ = session.pool.set(pool);
-    let p = &ready.profile;
-    let mut result = json!({
-        "protocolVersion": version,
-        "capabilities": p.capabilities,
-        "serverInfo": p.server_info,
-    });
-    if let Some(i) = &p.instructions {
-        result["instructions"] = i.clone().into();
-    }
+    let mut result = match ready {
+        Some((pool, ready)) => {
+            let _ = session.pool.set(pool);
+            let p = &ready.profile;
+            let mut result = json!({"capabilities": p.capabilities, "serverInfo": p.server_info});
+            if let Some(i) = &p.instructions {
+                result["instructions"] = i.clone().into();
+            }
+            result
+        }
+        None => json!({
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": front.config.label, "version": env!("CARGO_PKG_VERSION")},
+            "instructions": "This connector acts with the user's own account, which is not connected yet; \
+                             its tools say where to connect it.",
+        }),
+    };
+    result["protocolVersion"] = version.into();
     tracing::debug!(session = %session.id, %version, "legacy session opened");
     let mut res = reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(jsonrpc::to_raw(&result))));
     if let Ok(v) = HeaderValue::from_str(&session.id) {
@@ -211,6 +221,17 @@ fn start(front: &Arc<Front>, session: &Arc<Session>, mut req: Request) -> Result
     Ok(rx)
 }
 
+/// A call sent to an instance.
+struct Opened {
+    call: Call,
+    conn: Connection,
+    /// Set when the server is modern: its input requests are then asked of
+    /// the client and the call retried with the answers.
+    modern_params: Option<Value>,
+    /// The instance serving it.
+    instance: u64,
+}
+
 struct Relay {
     front: Arc<Front>,
     session: Arc<Session>,
@@ -228,44 +249,56 @@ impl Relay {
         let cancelled = self.session.start_request(&client_id);
         let mut out = Out { session: self.session.clone(), tx, stream: self.session.new_stream(), attached: true };
         match self.open().await {
-            Ok((call, conn, params)) => self.pump(call, conn, params, &mut out, cancelled).await,
-            Err(err) => out.send(jsonrpc::response(&self.req.id, &Err(err.to_raw())), true).await,
+            Ok(opened) => self.pump(opened, &mut out, cancelled).await,
+            Err(err) => out.send(jsonrpc::response(&self.req.id, &self.refusal(err)), true).await,
         }
         self.session.end_request(&client_id);
     }
 
-    async fn open(&self) -> Result<(Call, Connection, Option<Value>), ErrorObject> {
+    async fn open(&self) -> Result<Opened, ErrorObject> {
         let caller = self.caller();
         if let Err(e) = self.front.check_call(&self.req.method, self.req.params.as_ref(), &caller).await {
-            self.front.audit(&caller, self.req.target_name().unwrap_or(""), Decision::Deny, None, self.started);
+            self.front.audit(&caller, &self.req, None, Decision::Deny, None, self.started);
             return Err(e);
         }
-        let pool =
-            self.session.pool.get().ok_or_else(|| ErrorObject::new(code::INTERNAL_ERROR, "session without a pool"))?;
+        let pool = match self.session.pool.get() {
+            Some(pool) => pool.clone(),
+            None => {
+                // Opened before the user's account was connected: try again now.
+                let user = caller.as_ref().map(|c| c.user.as_str());
+                let pool = self.front.pools.for_session(user).await?;
+                self.session.pool.get_or_init(|| pool).clone()
+            }
+        };
         let lease = pool.lease_pinned(&self.session.pin).await?;
         let mut params = self.req.params.clone();
         let modern = lease.profile.era == Era::Modern;
         if modern {
             era::add_modern_meta(&mut params, &self.session.client_info, &self.session.capabilities);
         }
-        let conn = lease.conn.clone();
+        let (conn, instance) = (lease.conn.clone(), lease.instance());
         let call = conn.call(&self.req.method, params.clone(), true)?.hold(lease);
-        Ok((call, conn, params.filter(|_| modern)))
+        Ok(Opened { call, conn, modern_params: params.filter(|_| modern), instance })
+    }
+
+    /// What the client hears when no instance can take the request. A call
+    /// that needs the user to connect an account is a tool error saying
+    /// where, which every client shows (and its model can repeat), unless
+    /// the client handles URL elicitations itself (`-32042`, 2025-11-25).
+    fn refusal(&self, err: ErrorObject) -> jsonrpc::Outcome {
+        let url_capable = self.session.capabilities.pointer("/elicitation/url").is_some_and(|c| !c.is_null());
+        if err.code == code::URL_ELICITATION_REQUIRED && self.req.method == "tools/call" && !url_capable {
+            let result = json!({"content": [{"type": "text", "text": err.message}], "isError": true});
+            return Ok(jsonrpc::to_raw(&result));
+        }
+        Err(err.to_raw())
     }
 
     /// Relays events until the final response. A client that drops the
     /// stream has not cancelled (legacy semantics): later events go to its
     /// GET stream and all of them stay in the log for resumption.
-    /// `modern_params` is set when the server is modern: its input requests
-    /// are then asked of the client and the call retried with the answers.
-    async fn pump(
-        &self,
-        mut call: Call,
-        conn: Connection,
-        modern_params: Option<Value>,
-        out: &mut Out,
-        mut cancelled: oneshot::Receiver<()>,
-    ) {
+    async fn pump(&self, opened: Opened, out: &mut Out, mut cancelled: oneshot::Receiver<()>) {
+        let Opened { mut call, conn, modern_params, instance } = opened;
         let deadline = tokio::time::Instant::now() + self.front.config.request_timeout;
         loop {
             let up = tokio::select! {
@@ -323,8 +356,8 @@ impl Relay {
                 }
                 Upcall::Done(outcome) => {
                     if self.req.method == "tools/call" {
-                        let tool = self.req.target_name().unwrap_or("");
-                        self.front.audit(&self.caller(), tool, Decision::Allow, Some(&outcome), self.started);
+                        let (caller, started) = (self.caller(), self.started);
+                        self.front.audit(&caller, &self.req, Some(instance), Decision::Allow, Some(&outcome), started);
                     }
                     let outcome = outcome.map(|r| self.front.filter_result(&self.req.method, r, &self.caller()));
                     out.send(jsonrpc::response(&self.req.id, &outcome), true).await;

@@ -25,6 +25,7 @@ use axum::routing::post;
 use http::{HeaderMap, StatusCode};
 
 pub use continuation::Continuations;
+pub use modern::encode_header_value;
 pub use session::Sessions;
 
 use crate::audit::{Audit, AuditRecord, Decision};
@@ -248,23 +249,30 @@ impl Front {
             .collect()
     }
 
-    /// Records one tool call, when auditing is on.
+    /// Records one tool call, when auditing is on: `instance` served it
+    /// (none when it was refused first). Other requests are not recorded.
     pub(crate) fn audit(
         &self,
         caller: &CallerRef,
-        tool: &str,
+        req: &jsonrpc::Request,
+        instance: Option<u64>,
         decision: Decision,
         outcome: Option<&jsonrpc::Outcome>,
         started: tokio::time::Instant,
     ) {
-        let Some(audit) = &self.config.audit else { return };
+        let Some(audit) = self.config.audit.as_ref().filter(|_| req.method == "tools/call") else { return };
         let (kind, error) = match (decision, outcome) {
             (Decision::Deny, _) => ("denied", String::new()),
             (_, Some(o)) => crate::audit::classify(o),
             (_, None) => ("error", "timed out".to_owned()),
         };
+        let tool = req.target_name().unwrap_or("");
         let mut r = AuditRecord::new(&self.config.label, tool, decision, kind, started.elapsed());
         r.error = error;
+        r.instance = instance.map(|i| i.to_string()).unwrap_or_default();
+        if audit.records_arguments() {
+            r.arguments = req.params.as_ref().and_then(|p| p.get("arguments")).map(crate::audit::redact);
+        }
         if let Some(c) = caller {
             r.user = c.user.clone();
             r.client_id = c.client_id.clone();
@@ -302,6 +310,13 @@ async fn serve_post(front: Arc<Front>, caller: CallerRef, headers: HeaderMap, bo
     if let Err(r) = front.config.allow.check(&headers) {
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }
+    dispatch(front, caller, headers, body).await
+}
+
+/// Serves a POST made inside berth (a bundle relaying to a member): the
+/// same checks, policies and audit as a request from the network, less the
+/// `Host`/`Origin` guard, which protects browsers from DNS rebinding.
+pub(crate) async fn dispatch(front: Arc<Front>, caller: CallerRef, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = guard::json_content(&headers) {
         return bad(r.status, code::INVALID_REQUEST, r.message);
     }

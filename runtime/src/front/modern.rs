@@ -54,7 +54,7 @@ async fn handle(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Requ
         _ => {}
     }
     if let Err(err) = front.check_call(&req.method, req.params.as_ref(), &caller).await {
-        front.audit(&caller, req.target_name().unwrap_or(""), Decision::Deny, None, started);
+        front.audit(&caller, &req, None, Decision::Deny, None, started);
         return reply::error(StatusCode::OK, Some(&req.id), &err);
     }
     let lease = match front.pool_for(&caller).await {
@@ -63,9 +63,10 @@ async fn handle(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Requ
     };
     let lease = match lease {
         Ok(l) => l,
-        Err(err) => return reply::error(StatusCode::OK, Some(&req.id), &err),
+        Err(err) => return unavailable(&req, &caps, err),
     };
     let ready = lease.ready();
+    let instance = lease.instance();
     let legacy = ready.profile.era == Era::Legacy;
     let bind = binding(&req.method, req.target_name());
     let resumed = req.param_str("requestState").filter(|_| legacy).map(str::to_owned);
@@ -88,6 +89,10 @@ async fn handle(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Requ
             let mut params = req.params.clone();
             if legacy {
                 era::strip_modern_meta(&mut params);
+                // The answer to berth's own question (see `unavailable`): not the server's business.
+                if let Some(Value::Object(p)) = params.as_mut() {
+                    p.remove("inputResponses");
+                }
             }
             match ready.conn.call(&req.method, params, true) {
                 Ok(call) => (call.hold(lease), ready.conn.clone()),
@@ -96,12 +101,9 @@ async fn handle(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Requ
         }
     };
     let ctx = Relay {
-        tool: (req.method == "tools/call").then(|| req.target_name().unwrap_or("").to_owned()),
         caller,
         started,
         front: front.clone(),
-        req_id: req.id.clone(),
-        method: req.method.clone(),
         binding: bind,
         caps,
         log_level: req.meta().and_then(|m| m.get(meta::LOG_LEVEL)).and_then(Value::as_str).map(str::to_owned),
@@ -110,6 +112,8 @@ async fn handle(front: Arc<Front>, headers: &HeaderMap, version: &str, req: Requ
             .params
             .as_ref()
             .is_some_and(|p| p.get("requestState").is_some() || p.get("inputResponses").is_some()),
+        instance,
+        req,
     };
     ctx.respond(call, conn, guard::accepts(headers, "text/event-stream")).await
 }
@@ -157,6 +161,21 @@ pub fn decode_header_value(raw: &str) -> Option<String> {
     }
 }
 
+/// A header value for `name`: as it is when it is visible ASCII, else in
+/// the `=?base64?…?=` sentinel form (the inverse of [`decode_header_value`]).
+pub fn encode_header_value(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !name.starts_with(' ')
+        && !name.ends_with(' ')
+        && !name.starts_with("=?base64?");
+    if plain {
+        name.to_owned()
+    } else {
+        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(name))
+    }
+}
+
 fn complete(mut v: Value) -> Box<serde_json::value::RawValue> {
     v["resultType"] = "complete".into();
     jsonrpc::to_raw(&v)
@@ -185,6 +204,26 @@ async fn discover(front: &Front, req: &Request, caller: &CallerRef) -> Response 
     reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(complete(result))))
 }
 
+/// Why no instance can serve the request, as a modern client should hear
+/// it: "connect your account at this URL" becomes a URL-mode elicitation in
+/// an `InputRequiredResult` when the client can show one, so it sends the
+/// user there and retries the same request; anything else is an error.
+fn unavailable(req: &Request, caps: &Value, err: ErrorObject) -> Response {
+    let url_capable = caps.pointer("/elicitation/url").is_some_and(|c| !c.is_null());
+    let connect = url_capable && err.code == code::URL_ELICITATION_REQUIRED;
+    let Some(asked) = err.data.as_ref().and_then(|d| d.pointer("/elicitations/0")).filter(|_| connect) else {
+        return reply::error(StatusCode::OK, Some(&req.id), &err);
+    };
+    let key = asked["elicitationId"].as_str().unwrap_or("connect");
+    let result = json!({
+        "resultType": "input_required",
+        "inputRequests": {
+            key: {"method": "elicitation/create", "params": {"mode": "url", "url": asked["url"], "message": asked["message"]}},
+        },
+    });
+    reply::json(StatusCode::OK, jsonrpc::response(&req.id, &Ok(jsonrpc::to_raw(&result))))
+}
+
 /// Whether a client's capabilities let it answer a server request.
 pub fn capable(caps: &Value, method: &str) -> bool {
     let need = match method {
@@ -198,13 +237,13 @@ pub fn capable(caps: &Value, method: &str) -> bool {
 
 /// Drives one call for a modern client.
 struct Relay {
-    /// The tool, for a `tools/call` (which is audited).
-    tool: Option<String>,
+    /// The request; a `tools/call` is audited.
+    req: Request,
+    /// The instance serving it.
+    instance: u64,
     caller: CallerRef,
     started: Instant,
     front: Arc<Front>,
-    req_id: Box<serde_json::value::RawValue>,
-    method: String,
     binding: String,
     caps: Value,
     log_level: Option<String>,
@@ -263,10 +302,8 @@ impl Relay {
     }
 
     fn timed_out(&self) -> String {
-        if let Some(tool) = &self.tool {
-            self.front.audit(&self.caller, tool, Decision::Allow, None, self.started);
-        }
-        jsonrpc::response(&self.req_id, &Err(ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw()))
+        self.audit(None);
+        jsonrpc::response(&self.req.id, &Err(ErrorObject::new(code::TIMEOUT, "the request timed out").to_raw()))
     }
 
     /// What the client sees of one upcall, if anything. A server request
@@ -308,21 +345,29 @@ impl Relay {
                     "inputRequests": { key: request },
                     "requestState": state,
                 });
-                Event::last(jsonrpc::response(&self.req_id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK)
+                Event::last(jsonrpc::response(&self.req.id, &Ok(jsonrpc::to_raw(&result))), StatusCode::OK)
             }
             Upcall::Done(outcome) => {
-                if let Some(tool) = &self.tool {
-                    self.front.audit(&self.caller, tool, Decision::Allow, Some(&outcome), self.started);
-                }
+                self.audit(Some(&outcome));
                 let status = status_for(&outcome);
+                let method = &self.req.method;
                 let outcome = match outcome {
-                    Ok(r) if self.legacy => Ok(era::modernize_result(&self.method, self.cacheable, r)),
+                    Ok(r) if self.legacy => Ok(era::modernize_result(method, self.cacheable, r)),
                     other => other,
                 }
-                .map(|r| self.front.filter_result(&self.method, r, &self.caller));
-                Event::last(jsonrpc::response(&self.req_id, &outcome), status)
+                .map(|r| self.front.filter_result(method, r, &self.caller));
+                Event::last(jsonrpc::response(&self.req.id, &outcome), status)
             }
         })
+    }
+}
+
+impl Relay {
+    /// Records how a `tools/call` ended (`None`: it timed out).
+    fn audit(&self, outcome: Option<&Outcome>) {
+        if self.req.method == "tools/call" {
+            self.front.audit(&self.caller, &self.req, Some(self.instance), Decision::Allow, outcome, self.started);
+        }
     }
 }
 
@@ -350,6 +395,10 @@ mod tests {
         assert_eq!(decode_header_value("get_weather").as_deref(), Some("get_weather"));
         assert_eq!(decode_header_value("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(), Some("Hello, 世界"));
         assert_eq!(decode_header_value("=?base64?!!?="), None);
+        for name in ["get_weather", "Hello, 世界", " padded ", "=?base64?x?=", ""] {
+            assert_eq!(decode_header_value(&encode_header_value(name)).as_deref(), Some(name));
+        }
+        assert_eq!(encode_header_value("a.b-c_d"), "a.b-c_d");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! A manifest's upstream credentials, fetched from the broker for the one
-//! user an instance serves and injected into its sandbox.
+//! user an instance serves and injected into its sandbox: as environment
+//! variables (the pool is replaced when they are renewed) or as files
+//! (renewed in place, see [`super::token_files`]).
 
 use std::time::{Duration, Instant};
 
@@ -8,11 +10,8 @@ use berth_oauth::{Broker, BrokerError};
 use berth_sandbox::SandboxSpec;
 use serde_json::json;
 
+use super::token_files::TokenFiles;
 use crate::jsonrpc::{ErrorObject, code};
-
-/// MCP's "URL elicitation required" error (2025-11-25): the client shows
-/// the user a URL to visit, then retries.
-const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 /// Why an instance cannot be launched with its credentials.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +28,9 @@ pub(super) enum CredentialError {
     /// Anything else the broker reported.
     #[error("{0}")]
     Broker(BrokerError),
-    /// File injection is not built yet.
-    #[error("{connector} asks for its {provider} token as a file, which this berth cannot inject yet")]
-    File { connector: String, provider: String },
+    /// The token file could not be written.
+    #[error("writing {connector}'s {provider} token file: {source}")]
+    File { connector: String, provider: String, source: std::io::Error },
 }
 
 impl CredentialError {
@@ -39,7 +38,7 @@ impl CredentialError {
     /// can fix it by connecting an account.
     pub(super) fn into_error(self) -> ErrorObject {
         match &self {
-            Self::Connect { provider, url, .. } => ErrorObject::new(URL_ELICITATION_REQUIRED, self.to_string())
+            Self::Connect { provider, url, .. } => ErrorObject::new(code::URL_ELICITATION_REQUIRED, self.to_string())
                 .with_data(json!({
                     "elicitations": [{
                         "mode": "url",
@@ -53,16 +52,34 @@ impl CredentialError {
     }
 }
 
-/// Adds `user`'s tokens for every credential `manifest` declares to `spec`;
-/// returns when the first of them should be renewed (the instance replaced).
+/// The earlier of two optional times.
+pub(super) fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What injecting a manifest's credentials gave an instance's spec.
+#[derive(Default)]
+pub(super) struct Injected {
+    /// When the first environment-injected token should be renewed: the
+    /// pool is replaced then.
+    pub(super) replace_at: Option<Instant>,
+    /// File-injected tokens, to keep fresh while the pool lives.
+    pub(super) files: Option<TokenFiles>,
+}
+
+/// Adds `user`'s tokens for every credential `manifest` declares to `spec`.
 pub(super) async fn inject(
     manifest: &Manifest,
     user: Option<&str>,
     broker: Option<&Broker>,
     spec: &mut SandboxSpec,
-) -> Result<Option<Instant>, CredentialError> {
+) -> Result<Injected, CredentialError> {
     let connector = &manifest.server.name;
     let mut renew: Option<i64> = None;
+    let mut files: Option<TokenFiles> = None;
     for c in &manifest.hosting.credentials {
         let provider = c.provider.clone();
         let broker = broker.ok_or_else(|| CredentialError::NoBroker { connector: connector.clone() })?;
@@ -80,16 +97,19 @@ pub(super) async fn inject(
             Err(e) => return Err(CredentialError::Broker(e)),
         };
         match &c.inject {
-            Injection::Env(var) => spec.env.push((var.clone(), fresh.access.to_string())),
-            Injection::File(_) => return Err(CredentialError::File { connector: connector.clone(), provider }),
+            Injection::Env(var) => {
+                spec.env.push((var.clone(), fresh.access.to_string()));
+                renew = earliest(renew, fresh.renew_ms);
+            }
+            Injection::File(path) => files
+                .get_or_insert_with(TokenFiles::new)
+                .add(spec, &provider, std::path::Path::new(path), &fresh.access, fresh.renew_ms)
+                .map_err(|source| CredentialError::File { connector: connector.clone(), provider, source })?,
         }
-        renew = match (renew, fresh.renew_ms) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
-    Ok(renew.map(|ms| {
+    let replace_at = renew.map(|ms| {
         let now_ms = berth_oauth::now_ms();
         Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms).max(0) as u64)
-    }))
+    });
+    Ok(Injected { replace_at, files })
 }

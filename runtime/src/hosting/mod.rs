@@ -1,5 +1,6 @@
 //! Every published connector at its own URL: `/mcp/{name}` serves the
-//! latest version, `/mcp/{name}@{version}` a pinned one.
+//! latest version, `/mcp/{name}@{version}` a pinned one; every bundle at
+//! `/mcp/bundle/{name}`.
 //!
 //! An endpoint (front + supervised server) is made on the first request for
 //! a version, its package materialized if needed, and its server stopped
@@ -7,6 +8,7 @@
 
 mod credentials;
 mod launch;
+mod token_files;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,9 @@ use parking_lot::Mutex;
 
 pub use launch::LaunchError;
 
-use crate::front::{Front, FrontConfig};
+use crate::bundle::server::BundleServer;
+use crate::bundle::{Bundle, BundleSandbox, Bundles};
+use crate::front::{Caller, Front, FrontConfig};
 use crate::policy::ToolPolicy;
 use berth_catalog::artifact::Artifact;
 
@@ -28,6 +32,7 @@ use crate::pins::Pins;
 use crate::policies::UserPolicies;
 use crate::pool::{InstanceInfo, InstanceState, Isolation, Pool, PoolFactory, Pools, Scaling};
 use crate::sandboxes::{Backend, Sandboxes};
+use crate::upstream::{Era, HostConfig};
 use sqlx::AnyPool;
 
 /// How long a resolved `name@version` is reused before the catalog is asked again.
@@ -83,6 +88,9 @@ pub enum HostingError {
     /// Its instances cannot start.
     #[error("{0}")]
     Unavailable(String),
+    /// No bundle has the name.
+    #[error("no bundle {0} here")]
+    NoBundle(String),
 }
 
 /// One connector version being served.
@@ -92,6 +100,9 @@ pub struct Endpoint {
     /// Its instances.
     pub pools: Arc<Pools>,
 }
+
+/// A bundle's endpoint and the definition it was made from.
+type BundleEndpoint = (Arc<Bundle>, Arc<Endpoint>);
 
 /// A connector name and the version a URL asked for.
 type Asked = (String, VersionRef);
@@ -121,6 +132,10 @@ pub struct Hosting {
     /// makes one endpoint while other connectors are not held up by a slow
     /// package install.
     creating: Mutex<HashMap<Exact, Arc<tokio::sync::Mutex<()>>>>,
+    /// Bundle definitions.
+    bundles: Bundles,
+    /// Each bundle's endpoint, by bundle name.
+    bundle_endpoints: Mutex<HashMap<String, BundleEndpoint>>,
 }
 
 impl Hosting {
@@ -135,7 +150,7 @@ impl Hosting {
         let hosting = Arc::new(Self {
             store,
             secrets,
-            db,
+            db: db.clone(),
             pins: Default::default(),
             policies: Default::default(),
             artifacts,
@@ -144,6 +159,8 @@ impl Hosting {
             endpoints: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashMap::new()),
+            bundles: Bundles::new(db.clone()),
+            bundle_endpoints: Mutex::new(HashMap::new()),
         });
         crate::tick::every_second(&hosting, |h| h.tend());
         hosting
@@ -152,6 +169,11 @@ impl Hosting {
     /// The catalog.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The bundle definitions.
+    pub fn bundles(&self) -> &Bundles {
+        &self.bundles
     }
 
     /// The connectors' sealed secrets.
@@ -263,6 +285,48 @@ impl Hosting {
         Ok(endpoint)
     }
 
+    /// The endpoint of bundle `name`, made anew when its definition
+    /// changed (calls in flight finish on the one they started on).
+    pub async fn bundle(self: &Arc<Self>, name: &str) -> Result<Arc<Endpoint>, HostingError> {
+        let read = self.bundles.get(name).await;
+        let bundle = read.map_err(|e| HostingError::Unavailable(format!("reading bundle {name}: {e}")))?;
+        let Some(bundle) = bundle else {
+            self.bundle_endpoints.lock().remove(name);
+            return Err(HostingError::NoBundle(name.to_owned()));
+        };
+        if let Some((made_from, e)) = self.bundle_endpoints.lock().get(name)
+            && *made_from == bundle
+        {
+            return Ok(e.clone());
+        }
+        let endpoint = self.bundle_endpoint(bundle.clone());
+        self.bundle_endpoints.lock().insert(name.to_owned(), (bundle, endpoint.clone()));
+        Ok(endpoint)
+    }
+
+    /// A bundle's endpoint: its virtual server per caller (one instance
+    /// each, started on demand, stopped when idle) behind a front with the
+    /// bundle's policy.
+    fn bundle_endpoint(self: &Arc<Self>, bundle: Arc<Bundle>) -> Arc<Endpoint> {
+        let label = format!("bundle/{}", bundle.name);
+        let (hosting, b, name) = (Arc::downgrade(self), bundle.clone(), label.clone());
+        let factory: PoolFactory = Arc::new(move |user: Option<String>| {
+            let client_id = format!("bundle:{}", b.name);
+            let caller = user.map(|user| Arc::new(Caller { user, client_id }));
+            let sandbox = Arc::new(BundleSandbox::new(BundleServer::new(b.clone(), caller, hosting.clone())));
+            let mut config = HostConfig::new(name.clone(), Default::default());
+            config.era = Some(Era::Modern);
+            Box::pin(async move { Ok(Pool::new(config, sandbox, Scaling::default())) })
+        });
+        let pools = Arc::new(Pools::new(Isolation::User, factory));
+        let mut front = self.config.front.clone();
+        front.policy = Arc::new(ToolPolicy::from_manifest(&bundle.policy));
+        front.label = label;
+        front.pins = None;
+        front.user_policies = None;
+        Arc::new(Endpoint { front: Front::new(pools.clone(), front), pools })
+    }
+
     /// The tool pins of a connector, loaded once.
     pub async fn pins(&self, name: &str) -> Result<Arc<Pins>, sqlx::Error> {
         let mut all = self.pins.lock().await;
@@ -285,6 +349,26 @@ impl Hosting {
         Ok(policies)
     }
 
+    /// Every connector with a policy for each subject (a user or
+    /// `group:NAME`).
+    pub async fn policy_subjects(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, sqlx::Error> {
+        match &self.db {
+            Some(db) => crate::policies::subjects(db).await,
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// Forgets `user`: their policies on every connector, and their own
+    /// pools, stopped at once. Returns (policies removed, instances stopped).
+    pub async fn forget_user(&self, user: &str) -> Result<(usize, usize), sqlx::Error> {
+        let connectors = self.policy_subjects().await?.remove(user).unwrap_or_default();
+        for c in &connectors {
+            self.policies(c).await?.remove(user).await?;
+        }
+        let stopped = self.served().iter().map(|(_, e)| e.pools.stop_user(user)).sum();
+        Ok((connectors.len(), stopped))
+    }
+
     /// Makes the pool of one user: their secrets (or the connector-wide
     /// ones) planned into the launch, in the manifest's sandbox.
     fn pool_factory(&self, manifest: Manifest, artifact: Artifact, scaling: Scaling) -> PoolFactory {
@@ -303,7 +387,7 @@ impl Hosting {
                 let (backend, mut config) =
                     launch::plan(&manifest, &artifact, default, &values).map_err(|e| unavailable(e.to_string()))?;
                 drop(values);
-                let expires = credentials::inject(&manifest, user.as_deref(), broker.as_deref(), &mut config.spec)
+                let injected = credentials::inject(&manifest, user.as_deref(), broker.as_deref(), &mut config.spec)
                     .await
                     .map_err(credentials::CredentialError::into_error)?;
                 if let Some(u) = &user {
@@ -311,8 +395,11 @@ impl Hosting {
                 }
                 let sandbox = sandboxes.get(backend).await.map_err(unavailable)?;
                 let pool = Pool::new(config, sandbox, scaling);
-                if let Some(at) = expires {
+                if let Some(at) = injected.replace_at {
                     pool.expire_at(at);
+                }
+                if let (Some(files), Some(broker), Some(user)) = (injected.files, broker, user) {
+                    files.keep_fresh(Arc::downgrade(&pool), broker, user);
                 }
                 Ok(pool)
             })
@@ -322,11 +409,7 @@ impl Hosting {
     /// Scales every pool to its autoscaler's decision, and reports
     /// instances by state and queue depth per connector version.
     fn tend(&self) {
-        let endpoints: Vec<((String, String), Arc<Endpoint>)> =
-            self.endpoints.lock().iter().map(|(k, e)| (k.clone(), e.clone())).collect();
-        for ((name, version), e) in endpoints {
-            // The label other metrics use for a connector version.
-            let connector = format!("{name}@{version}");
+        for (connector, e) in self.served() {
             e.pools.tend();
             let instances: Vec<InstanceInfo> = e.pools.instances().into_iter().flat_map(|(_, i)| i).collect();
             for state in InstanceState::ALL {
@@ -338,14 +421,13 @@ impl Hosting {
         }
     }
 
-    /// Every pool's instances: `name@version`, the pool's user (empty when
-    /// shared), and its instances.
+    /// Every pool's instances: `name@version` (or `bundle/{name}`), the
+    /// pool's name (`shared`, `user:NAME`, `session:NAME`), and its instances.
     pub fn instances(&self) -> Vec<(String, String, Vec<InstanceInfo>)> {
         let mut out: Vec<_> = self
-            .endpoints
-            .lock()
-            .iter()
-            .flat_map(|((n, v), e)| e.pools.instances().into_iter().map(move |(u, i)| (format!("{n}@{v}"), u, i)))
+            .served()
+            .into_iter()
+            .flat_map(|(label, e)| e.pools.instances().into_iter().map(move |(u, i)| (label.clone(), u, i)))
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
@@ -354,30 +436,33 @@ impl Hosting {
     /// Takes instance `id` out of service (see [`Pool::drain`]); false when
     /// no running connector has it.
     pub fn drain_instance(&self, id: u64) -> bool {
-        self.endpoints().iter().any(|e| e.pools.drain(id))
+        self.served().iter().any(|(_, e)| e.pools.drain(id))
     }
 
     /// Kills instance `id` now (see [`Pool::kill`]); false when no running
     /// connector has it.
     pub fn kill_instance(&self, id: u64) -> bool {
-        self.endpoints().iter().any(|e| e.pools.kill(id))
+        self.served().iter().any(|(_, e)| e.pools.kill(id))
     }
 
-    /// The endpoints made so far, outside the lock.
-    fn endpoints(&self) -> Vec<Arc<Endpoint>> {
-        self.endpoints.lock().values().cloned().collect()
+    /// The endpoints made so far, outside the locks, each with the label
+    /// metrics and the admin API use: `name@version`, or `bundle/{name}`.
+    fn served(&self) -> Vec<(String, Arc<Endpoint>)> {
+        let mut all: Vec<_> = self.endpoints.lock().iter().map(|((n, v), e)| (format!("{n}@{v}"), e.clone())).collect();
+        all.extend(self.bundle_endpoints.lock().iter().map(|(n, (_, e))| (format!("bundle/{n}"), e.clone())));
+        all
     }
 
     /// Ends long-lived streams and stops every server (graceful shutdown).
     pub fn close(&self) {
-        for e in self.endpoints.lock().values() {
+        for (_, e) in self.served() {
             e.front.close();
         }
     }
 
     /// Stops every server now.
     pub fn shutdown(&self) {
-        for e in self.endpoints.lock().values() {
+        for (_, e) in self.served() {
             e.pools.shutdown();
         }
     }

@@ -84,6 +84,11 @@ impl Lease {
     pub fn ready(&self) -> Arc<Ready> {
         self.ready.clone()
     }
+
+    /// The instance's id, as the admin API and audit records name it.
+    pub fn instance(&self) -> u64 {
+        self.member.host.id()
+    }
 }
 
 impl Deref for Lease {

@@ -196,6 +196,11 @@ impl Pool {
         })
     }
 
+    /// Its name in logs (may name the user it serves).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Marks the pool stale from `at` (see [`Pools::for_user`]).
     pub fn expire_at(&self, at: Instant) {
         *self.expires.lock() = Some(at);

@@ -1,7 +1,7 @@
 //! The pools of one connector version, keyed as its isolation says.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -29,12 +29,15 @@ pub struct Pools {
     isolation: Isolation,
     factory: PoolFactory,
     by_user: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Each legacy session's own pool (`session` isolation), by user, for
+    /// as long as the session holds it.
+    by_session: Mutex<Vec<(String, Weak<Pool>)>>,
 }
 
 impl Pools {
     /// Pools made by `factory`.
     pub fn new(isolation: Isolation, factory: PoolFactory) -> Self {
-        Self { isolation, factory, by_user: Default::default() }
+        Self { isolation, factory, by_user: Default::default(), by_session: Default::default() }
     }
 
     /// One pool for everyone (`berth run`).
@@ -76,7 +79,13 @@ impl Pools {
     /// isolation (dropped, and its server stopped, with the session).
     pub async fn for_session(&self, user: Option<&str>) -> Result<Arc<Pool>, ErrorObject> {
         match self.isolation {
-            Isolation::Session => (self.factory)(user.map(str::to_owned)).await,
+            Isolation::Session => {
+                let pool = (self.factory)(user.map(str::to_owned)).await?;
+                let mut sessions = self.by_session.lock();
+                sessions.retain(|(_, p)| p.strong_count() > 0);
+                sessions.push((user.unwrap_or("").to_owned(), Arc::downgrade(&pool)));
+                Ok(pool)
+            }
             _ => self.for_user(user).await,
         }
     }
@@ -97,24 +106,61 @@ impl Pools {
 
     /// Stops every instance.
     pub fn shutdown(&self) {
-        for pool in self.by_user.lock().values() {
+        for (_, pool) in self.all() {
             pool.shutdown();
         }
     }
 
+    /// Stops `user`'s own pool at once (not a shared one); how many
+    /// instances it had.
+    pub fn stop_user(&self, user: &str) -> usize {
+        if self.isolation == Isolation::Shared {
+            return 0;
+        }
+        let mut pools: Vec<Arc<Pool>> = self.by_user.lock().remove(user).into_iter().collect();
+        pools.extend(self.sessions().into_iter().filter(|(u, _)| u == user).map(|(_, p)| p));
+        pools
+            .iter()
+            .map(|pool| {
+                let n = pool.instances().len();
+                pool.shutdown();
+                n
+            })
+            .sum()
+    }
+
+    /// The live session pools, with their users.
+    fn sessions(&self) -> Vec<(String, Arc<Pool>)> {
+        self.by_session.lock().iter().filter_map(|(u, p)| Some((u.clone(), p.upgrade()?))).collect()
+    }
+
+    /// Every pool, each with its name in the admin API (`shared`,
+    /// `user:NAME`, `session:NAME`).
+    fn all(&self) -> Vec<(String, Arc<Pool>)> {
+        let mut out: Vec<(String, Arc<Pool>)> = self
+            .by_user
+            .lock()
+            .iter()
+            .map(|(u, p)| (if u.is_empty() { "shared".to_owned() } else { format!("user:{u}") }, p.clone()))
+            .collect();
+        out.extend(self.sessions().into_iter().map(|(u, p)| (format!("session:{u}"), p)));
+        out
+    }
+
     /// Drains instance `id` wherever it runs; false when none has that id.
     pub fn drain(&self, id: u64) -> bool {
-        self.by_user.lock().values().any(|p| p.drain(id))
+        self.all().iter().any(|(_, p)| p.drain(id))
     }
 
     /// Kills instance `id` wherever it runs; false when none has that id.
     pub fn kill(&self, id: u64) -> bool {
-        self.by_user.lock().values().any(|p| p.kill(id))
+        self.all().iter().any(|(_, p)| p.kill(id))
     }
 
-    /// Every pool's instances, by user (`""`: shared or anonymous).
+    /// Every pool's instances, by pool name (`shared`, `user:NAME`,
+    /// `session:NAME`).
     pub fn instances(&self) -> Vec<(String, Vec<InstanceInfo>)> {
-        self.by_user.lock().iter().map(|(u, p)| (u.clone(), p.instances())).collect()
+        self.all().into_iter().map(|(name, p)| (name, p.instances())).collect()
     }
 
     /// Requests waiting for an instance, over every pool.

@@ -92,6 +92,9 @@ async fn authorize(
         // very request (its state is not spent yet).
         return sign_in_first(&app, &format!("/oauth/authorize?{}", raw.unwrap_or_default()));
     }
+    if let Err(e) = s.load_client(params.client_id.as_deref()).await {
+        return authorize_error(e);
+    }
     match s.begin(&params) {
         Ok(consent) => {
             let cookie = format!(

@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use super::admin::{Admin, ApiPath};
 use super::schema::ErrorBody;
-use super::{AppState, json_error};
+use super::{AppState, json_error, store_failed};
 use crate::groups::{Groups, Source, valid_name};
 
 /// One user's membership of one group.
@@ -75,7 +75,7 @@ pub(crate) async fn add(_: Admin, State(app): State<Arc<AppState>>, ApiPath(p): 
     }
     match g.add(&p.group, &p.user).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => internal(e),
+        Err(e) => store_failed("group", e),
     }
 }
 
@@ -96,11 +96,6 @@ pub(crate) async fn remove(_: Admin, State(app): State<Arc<AppState>>, ApiPath(p
     match g.remove(&p.group, &p.user).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => json_error(StatusCode::NOT_FOUND, format!("{} is not in {}", p.user, p.group), None),
-        Err(e) => internal(e),
+        Err(e) => store_failed("group", e),
     }
-}
-
-fn internal(e: sqlx::Error) -> Response {
-    tracing::error!(error = %e, "group membership store failed");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, "the group store failed; see the server log", None)
 }

@@ -13,6 +13,7 @@ mod registry;
 pub mod schema;
 mod session;
 mod tokens;
+mod users;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use axum::routing::get;
 use berth_catalog::{Entry, Invalid};
 use http::StatusCode;
 use serde_json::{Value, json};
+
+pub use admin::ServedSettings;
 
 use crate::hosting::Hosting;
 
@@ -45,6 +48,8 @@ pub struct AppState {
     pub groups: Option<Arc<crate::groups::Groups>>,
     /// Members of this group are admins for the self-service routes.
     pub admin_group: Option<String>,
+    /// The settings berth runs with.
+    pub settings: Option<Arc<ServedSettings>>,
 }
 
 impl AppState {
@@ -105,6 +110,12 @@ pub(crate) fn json_error(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     (status, axum::Json(schema::ErrorBody { error: message.to_string(), details })).into_response()
+}
+
+/// 500 for a store that failed: the cause goes to the log, not the caller.
+pub(crate) fn store_failed(what: &str, e: impl std::fmt::Display) -> axum::response::Response {
+    tracing::error!(error = %e, store = what, "store failed");
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("the {what} store failed; see the server log"), None)
 }
 
 /// 422 with every problem of an invalid manifest.

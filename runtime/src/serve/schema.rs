@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use berth_catalog::Entry;
-use berth_catalog::manifest::{Hint, PolicyDefault, ToolPolicy};
+use berth_catalog::manifest::{Hint, NameRules, PolicyDefault, ToolPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -157,6 +157,60 @@ pub struct PolicyBody {
     /// Hints a tool's annotations must have for it to be used at all.
     #[serde(skip_serializing_if = "PolicyHints::is_empty", deserialize_with = "hints_from_map")]
     pub annotations: PolicyHints,
+    /// Which prompts may be listed and got, by name.
+    #[serde(skip_serializing_if = "RulesBody::is_open")]
+    pub prompts: RulesBody,
+    /// Which resources may be listed and read, by URI (templates by URI template).
+    #[serde(skip_serializing_if = "RulesBody::is_open")]
+    pub resources: RulesBody,
+}
+
+/// Allow and deny lists over a default, for prompts or resources.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesBody {
+    /// What happens to names in neither list (default `allow`).
+    pub default: PolicyVerdict,
+    /// Always allowed: names, or patterns with `*` and `?`.
+    pub allow: Vec<String>,
+    /// Always refused; deny wins.
+    pub deny: Vec<String>,
+}
+
+impl RulesBody {
+    fn is_open(&self) -> bool {
+        self.default == PolicyVerdict::Allow && self.deny.is_empty()
+    }
+}
+
+impl From<NameRules> for RulesBody {
+    fn from(r: NameRules) -> Self {
+        Self { default: r.default.into(), allow: r.allow, deny: r.deny }
+    }
+}
+
+impl From<RulesBody> for NameRules {
+    fn from(r: RulesBody) -> Self {
+        Self { default: r.default.into(), allow: r.allow, deny: r.deny }
+    }
+}
+
+impl From<PolicyDefault> for PolicyVerdict {
+    fn from(d: PolicyDefault) -> Self {
+        match d {
+            PolicyDefault::Allow => Self::Allow,
+            PolicyDefault::Deny => Self::Deny,
+        }
+    }
+}
+
+impl From<PolicyVerdict> for PolicyDefault {
+    fn from(v: PolicyVerdict) -> Self {
+        match v {
+            PolicyVerdict::Allow => Self::Allow,
+            PolicyVerdict::Deny => Self::Deny,
+        }
+    }
 }
 
 /// Reads hints as the catalog does, from a map only (a derived struct would
@@ -230,21 +284,27 @@ pub enum PolicyVerdict {
 
 impl From<ToolPolicy> for PolicyBody {
     fn from(p: ToolPolicy) -> Self {
-        let default = match p.default {
-            PolicyDefault::Allow => PolicyVerdict::Allow,
-            PolicyDefault::Deny => PolicyVerdict::Deny,
-        };
-        Self { default, allow: p.allow, deny: p.deny, annotations: p.annotations.into() }
+        Self {
+            default: p.default.into(),
+            allow: p.allow,
+            deny: p.deny,
+            annotations: p.annotations.into(),
+            prompts: p.prompts.into(),
+            resources: p.resources.into(),
+        }
     }
 }
 
 impl From<PolicyBody> for ToolPolicy {
     fn from(p: PolicyBody) -> Self {
-        let default = match p.default {
-            PolicyVerdict::Allow => PolicyDefault::Allow,
-            PolicyVerdict::Deny => PolicyDefault::Deny,
-        };
-        Self { default, allow: p.allow, deny: p.deny, annotations: p.annotations.into() }
+        Self {
+            default: p.default.into(),
+            allow: p.allow,
+            deny: p.deny,
+            annotations: p.annotations.into(),
+            prompts: p.prompts.into(),
+            resources: p.resources.into(),
+        }
     }
 }
 
@@ -415,4 +475,55 @@ impl From<ProviderBody> for berth_oauth::ProviderConfig {
             extra_params: b.extra_params,
         }
     }
+}
+
+/// Settings fixed when berth started (flags, environment, `berth.toml`);
+/// changing one takes a restart. Secrets (the admin token, the OIDC client
+/// secret, a database password) are never shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FixedSettings {
+    /// The listen address.
+    pub listen: String,
+    /// The URL clients reach berth at (the OAuth issuer), if set.
+    pub public_url: Option<String>,
+    /// The data directory.
+    pub data_dir: String,
+    /// The database, without its password.
+    pub database: String,
+    /// Sandbox for manifests that name none.
+    pub default_sandbox: String,
+    /// When packages are installed: `publish` or `launch`.
+    pub materialize: String,
+    /// Who may call MCP URLs: `oauth` or `none`.
+    pub auth: String,
+    /// Whether the example connectors are published at start.
+    pub examples: bool,
+    /// The OIDC provider users sign in through, if any.
+    pub oidc_issuer: Option<String>,
+    /// berth's client id there.
+    pub oidc_client_id: Option<String>,
+    /// The ID token claim listing groups.
+    pub oidc_groups_claim: String,
+    /// Members of this group may mint admin tokens for themselves.
+    pub oidc_admin_group: Option<String>,
+    /// Extra accepted `Host` values.
+    pub allowed_hosts: Vec<String>,
+    /// Accepted browser origins.
+    pub allowed_origins: Vec<String>,
+    /// Extra root certificates trusted for outbound https.
+    pub extra_ca: Vec<String>,
+    /// Client metadata documents may come from private addresses.
+    pub client_documents_allow_private: bool,
+}
+
+/// Every setting berth runs with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsBody {
+    /// berth's version.
+    pub version: String,
+    /// Set at start; a restart changes them.
+    pub fixed: FixedSettings,
+    /// Changed at run time with `PATCH /admin/v1/settings`.
+    pub runtime: crate::settings::RuntimeValues,
 }

@@ -77,7 +77,9 @@ fn server(app: &AppState) -> Result<&AuthorizationServer, Response> {
     })
 }
 
-async fn create(s: &AuthorizationServer, user: &str, new: NewToken) -> Response {
+/// Makes `new` for `user`; `admin_via` names the group an admin token is
+/// owed to (self-service), if any.
+async fn create(s: &AuthorizationServer, user: &str, new: NewToken, admin_via: Option<&str>) -> Response {
     let ttl = new.expires_in.map_or(DEFAULT_TTL, Duration::from_secs);
     if ttl > MAX_TTL {
         return json_error(StatusCode::BAD_REQUEST, "expires_in is at most 365 days", None);
@@ -85,7 +87,7 @@ async fn create(s: &AuthorizationServer, user: &str, new: NewToken) -> Response 
     if new.name.trim().is_empty() {
         return json_error(StatusCode::BAD_REQUEST, "name is required", None);
     }
-    match s.pats.create(user, &new.name, new.connectors, new.admin, ttl).await {
+    match s.pats.create(user, &new.name, new.connectors, new.admin, admin_via, ttl).await {
         Ok((token, info)) => {
             let body = CreatedToken { info: info.into(), token };
             (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
@@ -123,7 +125,7 @@ pub(crate) async fn admin_create(_: Admin, State(app): State<Arc<AppState>>, bod
     let Some(user) = new.user.clone().filter(|u| !u.is_empty()) else {
         return json_error(StatusCode::BAD_REQUEST, "user is required", None);
     };
-    create(s, &user, new).await
+    create(s, &user, new, None).await
 }
 
 /// Every user's tokens, or one user's; never the tokens themselves.
@@ -219,7 +221,7 @@ async fn own_create(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     if new.admin {
         tracing::info!(%user, "admin-group member creating an admin token");
     }
-    create(s, &user, new).await
+    create(s, &user, new, app.admin_group.as_deref()).await
 }
 
 async fn own_revoke(State(app): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {

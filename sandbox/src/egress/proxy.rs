@@ -27,6 +27,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 256;
 /// The socket's name inside an instance's proxy directory.
 const SOCKET: &str = "proxy.sock";
+/// A tunnel with no byte either way for this long is closed, so a
+/// connector cannot hold host sockets (and the destination's) open forever.
+const TUNNEL_IDLE: Duration = Duration::from_secs(300);
 /// Prefix of proxy directories in the scratch directory, for the sweep.
 pub(crate) const DIR_PREFIX: &str = "egress-";
 
@@ -162,8 +165,47 @@ where
     {
         return;
     }
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-    tracing::debug!(instance = %label, %destination, "egress tunnel closed");
+    if splice(client, upstream, TUNNEL_IDLE).await == Ended::Idle {
+        tracing::info!(instance = %label, %destination, "egress tunnel closed after {}s idle", TUNNEL_IDLE.as_secs());
+    } else {
+        tracing::debug!(instance = %label, %destination, "egress tunnel closed");
+    }
+}
+
+/// How a tunnel ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// Both sides finished (or one failed).
+    Closed,
+    /// Nothing moved for the idle limit.
+    Idle,
+}
+
+/// Copies both ways until both sides have finished, passing on each
+/// half-close; gives up when nothing moves either way for `idle`.
+async fn splice<A, B>(a: A, b: B, idle: Duration) -> Ended
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let ((mut a_read, mut a_write), (mut b_read, mut b_write)) = (tokio::io::split(a), tokio::io::split(b));
+    let (mut from_a, mut from_b) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
+    let (mut a_open, mut b_open) = (true, true);
+    while a_open || b_open {
+        // A fresh timer each turn: any byte either way restarts the count.
+        tokio::select! {
+            n = a_read.read(&mut from_a), if a_open => match n {
+                Ok(n) if n > 0 => if b_write.write_all(&from_a[..n]).await.is_err() { return Ended::Closed },
+                _ => { a_open = false; let _ = b_write.shutdown().await; }
+            },
+            n = b_read.read(&mut from_b), if b_open => match n {
+                Ok(n) if n > 0 => if a_write.write_all(&from_b[..n]).await.is_err() { return Ended::Closed },
+                _ => { b_open = false; let _ = a_write.shutdown().await; }
+            },
+            _ = tokio::time::sleep(idle) => return Ended::Idle,
+        }
+    }
+    Ended::Closed
 }
 
 /// Why no tunnel was opened.
@@ -296,6 +338,48 @@ mod tests {
             line.push(byte[0]);
         }
         (String::from_utf8_lossy(&line).trim_end().to_owned(), client)
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_carries_both_ways_and_closes_when_idle() {
+        let (mut client, near) = duplex(1024);
+        let (far, mut server) = duplex(1024);
+        let tunnel = tokio::spawn(splice(near, far, Duration::from_millis(200)));
+        client.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        server.write_all(b"pong").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
+        // Traffic within the limit keeps it open…
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            client.write_all(b"x").await.unwrap();
+            server.read_exact(&mut buf[..1]).await.unwrap();
+        }
+        assert!(!tunnel.is_finished());
+        // …silence past it closes both sides.
+        assert_eq!(tunnel.await.unwrap(), Ended::Idle);
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0, "the client sees the end");
+    }
+
+    #[tokio::test]
+    async fn a_half_close_is_passed_on_and_the_rest_still_flows() {
+        let (mut client, near) = duplex(1024);
+        let (far, mut server) = duplex(1024);
+        let tunnel = tokio::spawn(splice(near, far, Duration::from_secs(5)));
+        client.write_all(b"request").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"request");
+        server.write_all(b"answer").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"answer");
+        assert_eq!(tunnel.await.unwrap(), Ended::Closed);
     }
 
     #[tokio::test]

@@ -44,7 +44,7 @@ pub fn build(spec: &InitSpec) -> Result<(), Failed> {
     mount(Some("tmpfs"), &tmp, Some("tmpfs"), NOSUID_NODEV, Some(format!("size={size},mode=1777").as_str()))
         .ctx(|| "mounting /tmp".into())?;
     for m in &spec.mounts {
-        mirror(root, &m.path, m.writable)?;
+        place(root, &m.path, m.inside(), m.writable)?;
     }
     dev(root)?;
     let proc = root.join("proc");
@@ -58,12 +58,17 @@ pub fn build(spec: &InitSpec) -> Result<(), Failed> {
         .ctx(|| "remounting / read-only".into())
 }
 
-/// Makes host `path` appear at the same path under `root`: a symlink stays a
+/// Makes host `path` appear at the same path under `root` (see [`place`]).
+fn mirror(root: &Path, path: &Path, writable: bool) -> Result<(), Failed> {
+    place(root, path, path, writable)
+}
+
+/// Makes host `path` appear at `at` under `root`: a symlink stays a
 /// symlink, a directory or file becomes a bind mount (read-only unless
 /// `writable`). Missing host paths are skipped.
-fn mirror(root: &Path, path: &Path, writable: bool) -> Result<(), Failed> {
+fn place(root: &Path, path: &Path, at: &Path, writable: bool) -> Result<(), Failed> {
     let Ok(meta) = fs::symlink_metadata(path) else { return Ok(()) };
-    let target = inside(root, path);
+    let target = inside(root, at);
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
     }

@@ -10,6 +10,12 @@
 //!
 //! Loading compiled code runs whatever machine code the file holds, so only
 //! files this user owns, in a directory no one else may write, are trusted.
+//!
+//! The directory is swept when a sandbox opens it ([`sweep`]): entries
+//! unused for [`UNUSED`] go (a load refreshes an entry's time), entries
+//! another engine wrote go after [`FOREIGN`] (no engine but theirs can load
+//! them, and theirs may still be running), and temporary files a crash left
+//! go after [`ABANDONED`].
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -17,6 +23,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -69,6 +76,14 @@ impl FileId {
     }
 }
 
+/// An entry of this engine's not loaded for this long is removed.
+const UNUSED: Duration = Duration::from_secs(30 * 24 * 3600);
+/// An entry of another engine (another wasmtime, other settings) untouched
+/// for this long is removed.
+const FOREIGN: Duration = Duration::from_secs(24 * 3600);
+/// A temporary file this old was abandoned by a process that died writing.
+const ABANDONED: Duration = Duration::from_secs(3600);
+
 pub(super) struct Cache {
     dir: Option<PathBuf>,
     /// Hex digest of the engine's compilation settings.
@@ -116,6 +131,8 @@ impl Cache {
                 // Entries there could never be trusted: do not write them either.
                 tracing::warn!(dir = %d.display(), "wasm cache directory is not private to this user; caching in memory only");
                 dir = None;
+            } else {
+                sweep(d, &engine_key, SystemTime::now());
             }
         }
         Ok(Self { dir, engine_key, loaded: Mutex::new(HashMap::new()) })
@@ -169,7 +186,11 @@ pub(super) enum Compiled {
 fn compile_or_load(engine: &Engine, kind: Kind, bytes: &[u8], entry: Option<&Path>) -> wasmtime::Result<Compiled> {
     if let Some(entry) = entry.filter(|e| trusted(e)) {
         match deserialize(engine, kind, entry) {
-            Ok(c) => return Ok(c),
+            Ok(c) => {
+                // Used now: the sweep keeps it another [`UNUSED`].
+                let _ = std::fs::File::open(entry).and_then(|f| f.set_modified(SystemTime::now()));
+                return Ok(c);
+            }
             // An entry from another wasmtime, or damaged: compile afresh.
             Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "ignoring a wasm cache entry"),
         }
@@ -225,6 +246,33 @@ fn deserialize(engine: &Engine, kind: Kind, entry: &Path) -> wasmtime::Result<Co
     }
 }
 
+/// Removes from cache directory `dir` what can no longer serve (see the
+/// module's documentation); `engine_key` names this engine's entries.
+/// Anything else in the directory is left alone.
+fn sweep(dir: &Path, engine_key: &str, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut removed = 0usize;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let limit = if name.starts_with(".tmp-") {
+            ABANDONED
+        } else if let Some(stem) = name.strip_suffix(".module.cwasm").or_else(|| name.strip_suffix(".component.cwasm"))
+        {
+            if stem.rsplit_once('-').is_some_and(|(_, key)| key == engine_key) { UNUSED } else { FOREIGN }
+        } else {
+            continue;
+        };
+        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+        if age.is_some_and(|a| a > limit) && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(dir = %dir.display(), removed, "swept the wasm cache");
+    }
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it there.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| std::io::Error::other("cache entry has no directory"))?;
@@ -239,4 +287,34 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_only_what_can_no_longer_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let day = Duration::from_secs(24 * 3600);
+        let files = [
+            ("aaaa-ours.module.cwasm", Duration::ZERO, true),
+            ("bbbb-ours.component.cwasm", 29 * day, true),
+            ("cccc-ours.module.cwasm", 31 * day, false),
+            ("dddd-theirs.module.cwasm", Duration::from_secs(3600), true),
+            ("eeee-theirs.component.cwasm", 2 * day, false),
+            (".tmp-12-00ff", Duration::from_secs(60), true),
+            (".tmp-13-00fe", Duration::from_secs(7200), false),
+            ("notes.txt", 400 * day, true),
+        ];
+        for (name, age, _) in files {
+            let f = std::fs::File::create(dir.path().join(name)).unwrap();
+            f.set_modified(now - age).unwrap();
+        }
+        sweep(dir.path(), "ours", now);
+        for (name, _, kept) in files {
+            assert_eq!(dir.path().join(name).exists(), kept, "{name}");
+        }
+    }
 }

@@ -175,8 +175,8 @@ pub(super) async fn start(
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     for mount in &spec.mounts {
-        let guest = mount.path.to_str().ok_or_else(|| {
-            SandboxError::InvalidSpec(format!("mount {} is not UTF-8, which WASI needs", mount.path.display()))
+        let guest = mount.inside().to_str().ok_or_else(|| {
+            SandboxError::InvalidSpec(format!("mount {} is not UTF-8, which WASI needs", mount.inside().display()))
         })?;
         let perms = if mount.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         wasi.preopened_dir(&mount.path, guest, perms).map_err(|e| {

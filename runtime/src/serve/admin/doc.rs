@@ -20,7 +20,7 @@ const SCHEME: &str = "bearer";
     info(
         title = "berth admin API",
         description = "Publish and withdraw connectors, manage their secrets, tool pins and user policies, \
-                       see and stop instances, read the audit trail, and manage OAuth providers and personal \
+                       compose bundles, see and stop instances, read the audit trail, and manage OAuth providers and personal \
                        access tokens. Every operation needs `Authorization: Bearer` with the admin token or \
                        an admin personal access token.",
     ),
@@ -36,6 +36,9 @@ const SCHEME: &str = "bearer";
         (name = "providers", description = "Upstream OAuth providers of the credential broker"),
         (name = "tokens", description = "Personal access tokens"),
         (name = "groups", description = "Group memberships, for group tool policies"),
+        (name = "users", description = "Everyone berth knows of; offboarding"),
+        (name = "settings", description = "What berth runs with; some settings change at run time"),
+        (name = "bundles", description = "Virtual servers at /mcp/bundle/{name}: chosen tools of several connectors"),
     )
 )]
 pub(super) struct ApiDoc;

@@ -44,10 +44,7 @@ pub(crate) async fn list(_: Admin, State(app): State<Arc<AppState>>) -> Response
         .hosting
         .instances()
         .into_iter()
-        .map(|(connector, user, instances)| {
-            let pool = if user.is_empty() { "shared".to_owned() } else { format!("user:{user}") };
-            PoolInstances { connector, pool, instances }
-        })
+        .map(|(connector, pool, instances)| PoolInstances { connector, pool, instances })
         .collect();
     Json(all).into_response()
 }

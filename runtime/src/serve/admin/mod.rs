@@ -1,5 +1,5 @@
 //! The admin API (`/admin/v1`): publish, inspect and withdraw connectors,
-//! their secrets, pins and user policies, instances and the audit trail.
+//! their secrets, pins and user policies, bundles, instances and the audit trail.
 //! Guarded by the admin bearer token or an admin personal access token.
 //!
 //! Every route is registered through utoipa's router from its handler's
@@ -8,6 +8,7 @@
 //! routes spell both halves out: `/admin/v1/connectors/{namespace}/{name}/…`.
 
 mod audit;
+mod bundles;
 mod connectors;
 mod doc;
 mod extract;
@@ -15,6 +16,7 @@ mod instances;
 mod pins;
 mod policies;
 mod secrets;
+mod settings;
 
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(crate) use extract::{Admin, ApiPath, ApiQuery, json_object};
+pub use settings::ServedSettings;
 
 use super::{AppState, json_error};
 
@@ -63,6 +66,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .routes(routes!(super::tokens::admin_revoke))
         .routes(routes!(super::groups::list))
         .routes(routes!(super::groups::add, super::groups::remove))
+        .routes(routes!(bundles::list))
+        .routes(routes!(bundles::get, bundles::put, bundles::delete))
+        .routes(routes!(settings::get, settings::patch))
+        .routes(routes!(super::users::list))
+        .routes(routes!(super::users::get))
+        .routes(routes!(super::users::offboard))
         .split_for_parts();
     let document = Arc::new(doc::finish(api));
     router
@@ -85,6 +94,15 @@ pub(super) fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Respo
         && let Some(auth) = &app.auth
     {
         return match auth.pats.verify(token, berth_oauth::PatUse::Admin) {
+            Ok(pat) if pat.admin_via.as_ref().is_some_and(|g| !still_in(app, &pat.user, g)) => Err(json_error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} is no longer in {}, the group this admin token was made through",
+                    pat.user,
+                    pat.admin_via.as_deref().unwrap_or_default()
+                ),
+                None,
+            )),
             Ok(pat) => {
                 tracing::debug!(user = %pat.user, pat = %pat.id, "admin API call with a personal access token");
                 Ok(())
@@ -99,6 +117,11 @@ pub(super) fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Respo
     );
     res.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"berth-admin\""));
     Err(res)
+}
+
+/// Whether `user` is in `group` now.
+fn still_in(app: &AppState, user: &str, group: &str) -> bool {
+    app.groups.as_ref().is_some_and(|g| g.of(user).contains(group))
 }
 
 /// Unknown admin paths answer in the API's error shape, like every other

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::super::schema::ErrorBody;
-use super::super::{AppState, json_error};
+use super::super::{AppState, json_error, store_failed};
 use super::connectors::ConnectorPath;
 use super::{Admin, ApiPath, json_object};
 use crate::pins::Pin;
@@ -45,7 +45,7 @@ pub(crate) struct Approval {
 pub(crate) async fn list(_: Admin, State(app): State<Arc<AppState>>, ApiPath(c): ApiPath<ConnectorPath>) -> Response {
     match app.hosting.pins(&c.full()).await {
         Ok(pins) => Json(pins.list()).into_response(),
-        Err(e) => internal(e),
+        Err(e) => store_failed("tool pin", e),
     }
 }
 
@@ -76,13 +76,8 @@ pub(crate) async fn approve(
             Ok(false) => {
                 json_error(StatusCode::NOT_FOUND, format!("{name} never showed {} with that hash", t.tool), None)
             }
-            Err(e) => internal(e),
+            Err(e) => store_failed("tool pin", e),
         },
-        Err(e) => internal(e),
+        Err(e) => store_failed("tool pin", e),
     }
-}
-
-fn internal(e: sqlx::Error) -> Response {
-    tracing::error!(error = %e, "tool pins");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, "tool pin store error; see the server log", None)
 }

@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::super::registry::store_error;
 use super::super::schema::{ErrorBody, PolicyBody, UserPolicyList};
-use super::super::{AppState, json_error};
+use super::super::{AppState, json_error, store_failed};
 use super::connectors::ConnectorPath;
 use super::{Admin, ApiPath, json_object};
 
@@ -49,7 +49,7 @@ pub(crate) async fn list(_: Admin, State(app): State<Arc<AppState>>, ApiPath(c):
             let users = p.list().into_iter().map(|(u, doc)| (u, PolicyBody::from(doc))).collect();
             Json(UserPolicyList { connector: name, users }).into_response()
         }
-        Err(e) => internal(e),
+        Err(e) => store_failed("tool policy", e),
     }
 }
 
@@ -98,9 +98,9 @@ pub(crate) async fn put(
     match app.hosting.policies(&name).await {
         Ok(policies) => match policies.set(&p.user, doc.into()).await {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => internal(e),
+            Err(e) => store_failed("tool policy", e),
         },
-        Err(e) => internal(e),
+        Err(e) => store_failed("tool policy", e),
     }
 }
 
@@ -123,13 +123,8 @@ pub(crate) async fn delete(
         Ok(policies) => match policies.remove(&p.user).await {
             Ok(true) => StatusCode::NO_CONTENT.into_response(),
             Ok(false) => json_error(StatusCode::NOT_FOUND, format!("{} has no policy on {name}", p.user), None),
-            Err(e) => internal(e),
+            Err(e) => store_failed("tool policy", e),
         },
-        Err(e) => internal(e),
+        Err(e) => store_failed("tool policy", e),
     }
-}
-
-fn internal(e: sqlx::Error) -> Response {
-    tracing::error!(error = %e, "tool policies");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, "tool policy store error; see the server log", None)
 }

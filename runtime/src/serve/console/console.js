@@ -172,6 +172,8 @@ async function connectorNames() {
 }
 
 async function loadPolicies() {
+  const people = await api("GET", "/users");
+  fill($("users-table").tBodies[0], people.map(userRow), "berth knows of no user yet.");
   const names = await connectorNames();
   const select = $("policy-connector");
   const chosen = select.value;
@@ -185,6 +187,38 @@ async function loadPolicies() {
   rows.sort((a, b) => (a.dataset.user + "\0" + a.dataset.connector).localeCompare(b.dataset.user + "\0" + b.dataset.connector));
   fill($("policies-table").tBodies[0], rows, "No user has a policy of their own.");
   await loadTools();
+}
+
+/** A user, with a two-step Offboard button (the first click arms it). */
+function userRow(u) {
+  const offboard = (ev) => {
+    const button = ev.currentTarget;
+    if (button.dataset.armed !== "yes") {
+      button.dataset.armed = "yes";
+      button.textContent = `Confirm: offboard ${u.user}`;
+      return;
+    }
+    guarded(async () => {
+      const done = await api("POST", `/users/${encodeURIComponent(u.user)}/offboard`);
+      notice(
+        `Offboarded ${u.user}: ${done.tokensRevoked} token(s) revoked, ${done.signInsEnded} sign-in(s) ended, ` +
+          `${done.accountsRemoved} account(s) and ${done.policiesRemoved} policy(ies) removed, ` +
+          `${done.instancesStopped} instance(s) stopped.`,
+      );
+      await loadPolicies();
+    });
+  };
+  return el(
+    "tr",
+    { dataset: { user: u.user } },
+    el("td", {}, u.user),
+    el("td", {}, (u.groups ?? []).join(", ")),
+    el("td", {}, String(u.tokens ?? 0)),
+    el("td", {}, u.signedIn ? "yes" : "no"),
+    el("td", {}, (u.accounts ?? []).join(", ")),
+    el("td", {}, when(u.lastCallMs)),
+    el("td", {}, el("button", { type: "button", class: "offboard", onclick: offboard }, "Offboard")),
+  );
 }
 
 function policyRow(connector, user, p) {
