@@ -63,15 +63,20 @@ class Berth:
         return self.proc.returncode
 
 
-def start_berth(server: list[str], *extra: str, env: dict[str, str] | None = None) -> Berth:
-    """Starts berth on a free loopback port and waits for its URL line."""
-    cmd = [BERTH_BIN, "run", "--listen", "127.0.0.1:0", *extra, "--", *server]
+def start_berth(
+    server: list[str], *extra: str, env: dict[str, str] | None = None, user: int | None = None, berth: str = BERTH_BIN
+) -> Berth:
+    """Starts berth on a free loopback port and waits for its URL line;
+    `user`: as that uid (and gid), without supplementary groups."""
+    cmd = [berth, "run", "--listen", "127.0.0.1:0", *extra, "--", *server]
+    as_user = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "BERTH_LOG": "info,berth_runtime=debug", "NO_COLOR": "1", **(env or {})},
+        **as_user,
     )
     line = proc.stdout.readline()
     m = re.search(r"(http://\S+/mcp)", line)
@@ -99,9 +104,9 @@ def follow(proc: subprocess.Popen, lines: list[str]) -> None:
 def berth_factory():
     started: list[Berth] = []
 
-    def make(server: str | list[str], *extra: str, env: dict[str, str] | None = None) -> Berth:
+    def make(server: str | list[str], *extra: str, env: dict[str, str] | None = None, **kw) -> Berth:
         cmd = SERVERS[server] if isinstance(server, str) else server
-        b = start_berth(cmd, *extra, env=env)
+        b = start_berth(cmd, *extra, env=env, **kw)
         started.append(b)
         return b
 

@@ -226,7 +226,7 @@ INVALID = [
     (lambda d: d["_meta"]["dev.berth/connector"].update(egress=["https://api.example.com/"]), f"{EXT}/egress/0"),
     (
         lambda d: d["_meta"]["dev.berth/connector"].update(
-            sandbox={"backend": "container", "image": "x"}, egress=["api.example.com"]
+            sandbox={"backend": "none"}, egress=["api.example.com"]
         ),
         f"{EXT}/egress",
     ),

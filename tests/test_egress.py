@@ -1,10 +1,13 @@
-"""Network policy: a native-sandboxed server reaches the network only through
-berth's egress proxy, and only the `--allow-host` entries. The first-party
-server's hostile `proxy_connect` tool asks the proxy in HTTPS_PROXY for a
-CONNECT tunnel and sends `GET /` through it; `connect` tries a direct TCP
-connection. The allowlisted host is a loopback HTTP server this test starts.
+"""Network policy: a server in the native or the container sandbox reaches the
+network only through berth's egress proxy, and only the `--allow-host`
+entries. The first-party server's hostile `proxy_connect` tool asks the proxy
+in HTTPS_PROXY for a CONNECT tunnel and sends `GET /` through it; `connect`
+tries a direct TCP connection. The allowlisted host is a loopback HTTP server
+this test starts (on the host: inside a sandbox 127.0.0.1 is its own).
 
-The native backend needs root (the test machines run as root)."""
+Both backends need root here (the test machines run as root): the native one
+for its namespaces, the container one to open the proxy's listener inside the
+container's network namespace."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import pytest
 from conftest import BERTH_BIN, SERVERS, start_berth, wait_for
 from test_catalog import first_party_manifest, post_manifest, serve
 from test_failures import call, result_text
+from test_sandbox_escape import args_for, image, server_for  # noqa: F401 (image: a fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the native sandbox needs root")
 
@@ -54,11 +58,13 @@ def test_host():
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def egress(test_host):
+@pytest.fixture(scope="module", params=["native", "container"])
+def egress(request, test_host):
+    if request.param == "container":
+        request.getfixturevalue("image")
     b = start_berth(
-        TS,
-        *NATIVE,
+        server_for(request.param),
+        *args_for(request.param),
         "--allow-host", f"127.0.0.1:{test_host}",
         "--allow-host", f"localhost:{test_host}",
         "--allow-host", "example.com",
@@ -126,8 +132,11 @@ def test_direct_connections_have_no_route(egress, test_host, target):
     assert not res["ok"], (addr, res)
 
 
-def test_without_allow_host_there_is_no_proxy(berth_factory, test_host):
-    b = berth_factory(TS, *NATIVE)
+@pytest.mark.parametrize("backend", ["native", "container"])
+def test_without_allow_host_there_is_no_proxy(request, berth_factory, test_host, backend):
+    if backend == "container":
+        request.getfixturevalue("image")
+    b = berth_factory(server_for(backend), *args_for(backend))
     res = tool(b.url, "proxy_connect", {"target": f"127.0.0.1:{test_host}"})
     assert not res["ok"] and "HTTPS_PROXY" in res["error"], res
     assert not tool(b.url, "connect", {"addr": f"127.0.0.1:{test_host}"})["ok"]
@@ -176,6 +185,7 @@ def test_a_killed_berths_proxy_socket_is_swept_at_the_next_start(test_host):
         ["--sandbox", "native", "--allow-host", "https://example.com/"],
         ["--sandbox", "native", "--allow-host", "example.com:0"],
         ["--sandbox", "none", "--allow-host", "example.com"],
+        ["--sandbox", "wasi", "--allow-host", "example.com"],
     ],
 )
 def test_bad_or_unenforceable_allowlists_are_refused(flags):

@@ -4,6 +4,11 @@
 //! measured in the same run on the same machine. Prints a table and the
 //! ratios the protocol-core targets are stated in.
 //!
+//! Beside them, the floor any HTTP bridge stands on here: a separate process
+//! on berth's own stack (tokio, hyper, axum) answering every POST with a
+//! constant result, so the loopback HTTP exchange alone is measured and
+//! berth's own share of its overhead can be told apart from it.
+//!
 //! `cargo bench -p berth-runtime --bench bridge` (scripts/bench.sh sets the
 //! paths). Environment: BERTH_BIN, BERTH_TESTSERVER, BERTH_SUPERGATEWAY
 //! (omit to skip), BENCH_CALLS (calls per concurrency level, default 4000).
@@ -167,12 +172,50 @@ async fn start_supergateway(sg: &str, server: &str) -> (Child, String) {
     panic!("supergateway did not listen on {port}");
 }
 
+/// Set in the copy of this bench that serves the HTTP floor.
+const FLOOR_ENV: &str = "BENCH_HTTP_FLOOR";
+
+/// The floor server: POST /mcp answers a constant JSON-RPC result, nothing
+/// parsed, nothing relayed. Prints its URL as `berth run` does.
+fn serve_floor() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let reply = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        let app = axum::Router::new()
+            .route("/mcp", axum::routing::post(move || async move { ([("content-type", "application/json")], reply) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("listening on http://{}/mcp", listener.local_addr().expect("addr"));
+        axum::serve(listener, app).await.expect("serve");
+    });
+}
+
+/// Starts the floor server (this bench, again) and returns its URL.
+async fn start_floor() -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().expect("bench executable"))
+        .env(FLOOR_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the floor server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = lines.next_line().await.expect("read").expect("the floor server printed nothing");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_owned();
+    (child, url)
+}
+
 fn row(name: &str, c: usize, s: Stats) {
     println!("| {name:<22} | {c:>3} | {:>9.1} | {:>9.1} | {:>10.0} |", s.p50_us, s.p99_us, s.per_sec);
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    if std::env::var_os(FLOOR_ENV).is_some() {
+        return serve_floor();
+    }
+    tokio::runtime::Runtime::new().expect("runtime").block_on(bench());
+}
+
+async fn bench() {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let berth = std::env::var("BERTH_BIN").unwrap_or_else(|_| format!("{target}/release/berth"));
     let server = std::env::var("BERTH_TESTSERVER").unwrap_or_else(|_| format!("{target}/release/berth-testserver"));
@@ -189,6 +232,15 @@ async fn main() {
         row("direct pipe", c, s);
         results.insert(("direct", c), s);
 
+        let (_f, url) = start_floor().await;
+        let mut floor = Vec::new();
+        for _ in 0..c {
+            floor.push(Arc::new(Modern::ping(&url).await));
+        }
+        let s = measure(floor, calls).await;
+        row("HTTP floor (axum)", c, s);
+        results.insert(("floor", c), s);
+
         let (_b, url) = start_berth(&berth, &[], &server).await;
         let mut ping = Vec::new();
         let mut modern = Vec::new();
@@ -199,7 +251,7 @@ async fn main() {
             legacy.push(Arc::new(Legacy::open(&url).await));
         }
         let s = measure(ping, calls).await;
-        row("berth ping (HTTP only)", c, s);
+        row("berth ping (no server)", c, s);
         results.insert(("http", c), s);
         let s = measure(modern, calls).await;
         row("berth, modern client", c, s);
@@ -223,6 +275,14 @@ async fn main() {
         "\nberth overhead at 1 caller: p50 +{:.1} µs (target ≤ 60), p99 +{:.1} µs (target ≤ 250)",
         b.p50_us - d.p50_us,
         b.p99_us - d.p99_us
+    );
+    let f = results[&("floor", 1)];
+    println!(
+        "of which the loopback HTTP exchange (floor) is p50 {:.1} µs, p99 {:.1} µs; berth's own share p50 +{:.1} µs, p99 +{:.1} µs",
+        f.p50_us,
+        f.p99_us,
+        b.p50_us - d.p50_us - f.p50_us,
+        b.p99_us - d.p99_us - f.p99_us
     );
     if let Some(g) = results.get(&("supergateway", 64)) {
         let b = results[&("berth", 64)];

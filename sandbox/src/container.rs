@@ -1,11 +1,15 @@
 //! The `container` backend: one Docker container per instance, through the
 //! Engine API (bollard): stdin attached, read-only root filesystem, a private
 //! `/tmp`, every capability dropped, `no-new-privileges`, memory, pids and CPU
-//! limits, no network, a non-root user, and removal when it stops.
+//! limits, no network (an egress allowlist adds one listener on the
+//! container's loopback that leads to berth's proxy, see [`netns`]), a
+//! non-root user, and removal when it stops.
 //!
 //! Images are the operator's: berth neither pulls nor builds them here. A
 //! container outlives a killed berth only until its stdin closes (most
 //! servers exit then); [`ContainerSandbox::sweep`] removes any leftovers.
+
+mod netns;
 
 use std::collections::HashMap;
 
@@ -19,6 +23,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use crate::egress::{Allowlist, Serving};
 use crate::native::{DEFAULT_LIMITS, SANDBOX_ID};
 use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Network, Sandbox, SandboxError, SandboxSpec};
 
@@ -88,15 +93,23 @@ impl ContainerSandbox {
     }
 
     async fn start(&self, spec: &SandboxSpec) -> Result<Instance, SandboxError> {
-        if spec.network != Network::None {
-            // Not yet: it needs an internal Docker network with the proxy
-            // reachable on it. Refusing is better than a silent `none`
-            // (the connector would fail obscurely) or a raw route.
-            return Err(SandboxError::Unsupported(
-                "the container backend does not support egress allowlists yet (its network is `none`); \
-                 use the native sandbox"
-                    .into(),
-            ));
+        // First, so that a bad allowlist starts nothing.
+        let allow = match &spec.network {
+            Network::None => None,
+            Network::Egress { allow } => {
+                if !nix::unistd::geteuid().is_root() {
+                    return Err(SandboxError::Unsupported(
+                        "an egress allowlist in a container needs berth to run as root (berth opens the \
+                         proxy's listener inside the container's network namespace)"
+                            .into(),
+                    ));
+                }
+                Some(Allowlist::parse(allow)?)
+            }
+        };
+        let mut env = spec.environment();
+        if allow.is_some() {
+            crate::egress::set_proxy_env(&mut env);
         }
         let image = spec
             .image
@@ -135,11 +148,11 @@ impl ContainerSandbox {
             ..Default::default()
         };
         let body = ContainerCreateBody {
-            image: Some(image),
+            image: Some(image.clone()),
             // No program: the image's own entrypoint, as `docker run IMAGE ARGS…` would.
             entrypoint: (!spec.program.is_empty()).then(|| vec![spec.program.clone()]),
             cmd: (!spec.program.is_empty() || !spec.args.is_empty()).then(|| spec.args.clone()),
-            env: Some(spec.environment().into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
             user: Some(format!("{SANDBOX_ID}:{SANDBOX_ID}")),
             working_dir: spec.cwd.as_ref().map(|p| p.display().to_string()),
             attach_stdin: Some(true),
@@ -163,7 +176,13 @@ impl ContainerSandbox {
         let attach =
             AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, ..Default::default() };
         let attached = self.docker.attach_container(&id, Some(attach)).await.map_err(engine)?;
-        self.docker.start_container(&id, None::<StartContainerOptions>).await.map_err(engine)?;
+        let mut control = ContainerControl { docker: self.docker.clone(), id, done: false, _egress: None };
+        self.docker.start_container(&control.id, None::<StartContainerOptions>).await.map_err(engine)?;
+        if let Some(allow) = allow {
+            // On failure `control` is dropped, which removes the container.
+            let label = format!("{} ({image})", &control.id[..12.min(control.id.len())]);
+            control._egress = Some(self.egress(&control.id, allow, label, &spec.program).await?);
+        }
 
         let (stdout_r, stdout_w) = tokio::io::simplex(64 << 10);
         let (stderr_r, stderr_w) = tokio::io::simplex(16 << 10);
@@ -172,8 +191,29 @@ impl ContainerSandbox {
             stdin: Box::new(attached.input),
             stdout: Box::new(stdout_r),
             stderr: Box::new(stderr_r),
-            control: Box::new(ContainerControl { docker: self.docker.clone(), id, done: false }),
+            control: Box::new(control),
         })
+    }
+
+    /// Serves `allow` on `127.0.0.1:`[`PROXY_PORT`](crate::egress::PROXY_PORT)
+    /// inside the running container `id`.
+    ///
+    /// The container's server is already running: one that connects out
+    /// before berth has opened the listener (within milliseconds of start,
+    /// and before berth sends it anything) is refused that first time.
+    async fn egress(&self, id: &str, allow: Allowlist, label: String, program: &str) -> Result<Serving, SandboxError> {
+        let state = self.docker.inspect_container(id, None).await.map_err(engine)?.state;
+        let pid = state.and_then(|s| s.pid).filter(|&p| p > 0).ok_or_else(|| SandboxError::Spawn {
+            program: program.to_owned(),
+            source: std::io::Error::other("the container exited as it started"),
+        })?;
+        let listener = netns::listen_in(pid).map_err(|e| {
+            SandboxError::Control(std::io::Error::new(
+                e.kind(),
+                format!("opening the egress listener in the container's network namespace: {e}"),
+            ))
+        })?;
+        crate::egress::serve_tcp(listener, allow, label).map_err(SandboxError::Control)
     }
 }
 
@@ -234,6 +274,9 @@ struct ContainerControl {
     docker: Docker,
     id: String,
     done: bool,
+    /// The container's egress proxy; dropped (listener and tunnels gone)
+    /// with the instance.
+    _egress: Option<Serving>,
 }
 
 impl InstanceControl for ContainerControl {

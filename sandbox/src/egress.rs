@@ -20,4 +20,21 @@ mod proxy;
 
 pub use allow::{Allowlist, DEFAULT_PORT, Decision, EgressError, Refusal, Rule, address_class};
 pub(crate) use proxy::DIR_PREFIX;
-pub use proxy::{EgressProxy, serve, serve_connection};
+pub use proxy::{EgressProxy, Serving, serve_connection, serve_tcp};
+
+/// The port of the in-sandbox listener that leads to the egress proxy; the
+/// address the proxy variables name. The squid port, which proxy-aware tools
+/// expect.
+pub const PROXY_PORT: u16 = 3128;
+
+/// The proxy variables set in an instance with egress, upper- and lower-case
+/// because tools disagree on which they read.
+const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"];
+
+/// Points an instance's proxy variables at `127.0.0.1:`[`PROXY_PORT`],
+/// replacing any the spec set.
+pub(crate) fn set_proxy_env(env: &mut Vec<(String, String)>) {
+    let url = format!("http://127.0.0.1:{PROXY_PORT}");
+    env.retain(|(k, _)| !PROXY_VARS.contains(&k.as_str()));
+    env.extend(PROXY_VARS.iter().map(|k| ((*k).to_owned(), url.clone())));
+}

@@ -27,10 +27,10 @@ pub(super) fn check(c: &mut Checker, doc: &Map<String, Value>, root: &Pointer) {
     let backend = sandbox(c, ext, &at, doc);
     limits(c, ext, &at);
     c.array(ext, &at, "egress", egress_entry);
-    // Only the native backend runs berth's egress proxy today: the
-    // container backend has no route to it yet and WASI guests no sockets.
-    if matches!(backend, Some("none" | "container" | "wasi")) && ext.get("egress").is_some() {
-        c.report(&at.key("egress"), "an egress allowlist needs a sandbox that enforces it (native)");
+    // The native and container backends run berth's egress proxy; WASI
+    // guests get no sockets, and `none` enforces nothing.
+    if matches!(backend, Some("none" | "wasi")) && ext.get("egress").is_some() {
+        c.report(&at.key("egress"), "an egress allowlist needs a sandbox that enforces it (native or container)");
     }
     let isolation = c.one_of(ext, &at, "isolation", false, &["shared", "user", "session"]).unwrap_or("shared");
     scaling(c, ext, &at);

@@ -139,7 +139,8 @@ impl Modern {
         Self::with(url, "tools/call", json!({"name": tool, "arguments": arguments})).await
     }
 
-    /// `ping` is answered by berth itself: the cost of the HTTP exchange alone.
+    /// `ping` is answered by berth itself: the HTTP exchange and berth's front,
+    /// without the server.
     pub async fn ping(url: &str) -> Self {
         Self::with(url, "ping", json!({})).await
     }

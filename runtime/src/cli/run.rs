@@ -53,7 +53,8 @@ pub struct RunArgs {
     cpu_deadline: Option<Duration>,
     /// Host the server may reach through berth's egress proxy: `HOST`
     /// (port 443), `HOST:PORT`, `*.DOMAIN[:PORT]` or an IP literal
-    /// (repeatable; native sandbox). Without it the server has no network.
+    /// (repeatable; native and container sandboxes). Without it the server
+    /// has no network.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     allow_hosts: Vec<String>,
     /// The server's protocol era, if known; probed otherwise.
@@ -104,9 +105,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     spec.image = args.image;
     if !args.allow_hosts.is_empty() {
         match args.sandbox {
-            Backend::Native => {}
-            Backend::None => bail!("--allow-host needs a sandbox that enforces it (--sandbox native)"),
-            _ => bail!("--allow-host is enforced by the native sandbox only (--sandbox native)"),
+            Backend::Native | Backend::Container => {}
+            Backend::None => bail!("--allow-host needs a sandbox that enforces it (--sandbox native or container)"),
+            Backend::Wasi => bail!("--allow-host: WASI guests get no sockets (use --sandbox native or container)"),
         }
         Allowlist::parse(&args.allow_hosts)?;
         spec.network = Network::Egress { allow: args.allow_hosts };

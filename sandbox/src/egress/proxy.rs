@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::allow::{Allowlist, Decision, EgressError, Refusal};
@@ -40,7 +40,27 @@ pub(crate) const DIR_PREFIX: &str = "egress-";
 pub struct EgressProxy {
     dir: PathBuf,
     socket: PathBuf,
-    task: JoinHandle<()>,
+    _serving: Serving,
+}
+
+/// A proxy serving a listener; dropping it stops the listener and every
+/// open tunnel.
+#[derive(Debug)]
+pub struct Serving(JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves `allow` on a TCP listener that already exists: the container
+/// backend's, bound on a container's loopback from inside its network
+/// namespace. Needs a tokio runtime.
+pub fn serve_tcp(listener: std::net::TcpListener, allow: Allowlist, label: String) -> std::io::Result<Serving> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    Ok(Serving(tokio::spawn(serve(listener, Arc::new(allow), label))))
 }
 
 impl EgressProxy {
@@ -59,8 +79,8 @@ impl EgressProxy {
         let socket = dir.join(SOCKET);
         let listener = UnixListener::bind(&socket).map_err(err(&socket))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).map_err(err(&socket))?;
-        let task = tokio::spawn(serve(listener, Arc::new(allow), label));
-        Ok(Self { dir, socket, task })
+        let serving = Serving(tokio::spawn(serve(listener, Arc::new(allow), label)));
+        Ok(Self { dir, socket, _serving: serving })
     }
 
     /// The directory holding the socket.
@@ -96,24 +116,43 @@ impl EgressProxy {
 
 impl Drop for EgressProxy {
     fn drop(&mut self) {
-        self.task.abort();
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
+/// What a proxy accepts its clients' connections from.
+trait Accept: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
 /// Accepts connections until aborted; aborting it drops the set of
 /// connection tasks, which ends every tunnel.
-pub async fn serve(listener: UnixListener, allow: Arc<Allowlist>, label: String) {
+async fn serve(listener: impl Accept, allow: Arc<Allowlist>, label: String) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) if conns.len() >= MAX_CONNECTIONS => {
+            accepted = listener.accept_stream() => match accepted {
+                Ok(stream) if conns.len() >= MAX_CONNECTIONS => {
                     tracing::warn!(instance = %label, limit = MAX_CONNECTIONS, "egress refused: too many open tunnels");
                     drop(stream);
                 }
-                Ok((stream, _)) => {
+                Ok(stream) => {
                     let allow = allow.clone();
                     let label = label.clone();
                     conns.spawn(async move { serve_connection(stream, &allow, &label).await });

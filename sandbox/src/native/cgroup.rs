@@ -12,13 +12,34 @@ use crate::{Limits, SandboxError};
 /// CFS period used to express CPU limits.
 const CPU_PERIOD_US: u64 = 100_000;
 
-/// Fails early, with a reason, when no cgroup hierarchy is writable.
-pub fn check() -> Result<(), SandboxError> {
+/// The cgroup instances go under, in every hierarchy: `berth` for a root
+/// berth; `berth-UID` for one running as UID, which an administrator
+/// delegates to it (creates it and gives it to that user).
+pub fn parent(uid: Option<u32>) -> String {
+    uid.map_or_else(|| "berth".into(), |uid| format!("berth-{uid}"))
+}
+
+/// Fails early, with a reason, when instances' cgroups cannot be made under
+/// `parent`: tried with a probe group that is removed again.
+pub fn check(parent: &str) -> Result<(), SandboxError> {
     let root = std::path::Path::new("/sys/fs/cgroup");
     if !root.exists() {
         return Err(SandboxError::Unsupported("no cgroup filesystem at /sys/fs/cgroup".into()));
     }
-    Ok(())
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let probe = format!("{parent}/probe-{}", std::process::id());
+    match CgroupBuilder::new(&probe).build(hierarchies::auto()) {
+        Ok(group) => {
+            let _ = group.delete();
+            Ok(())
+        }
+        Err(e) => Err(SandboxError::Unsupported(format!(
+            "berth is not root and cannot create cgroups under {parent} ({e}): give it that cgroup, e.g. \
+             `mkdir DIR/{parent} && chown -R USER DIR/{parent}` for each DIR in /sys/fs/cgroup/* on cgroup v1"
+        ))),
+    }
 }
 
 /// An instance's cgroup, removed (with anything left in it) when dropped.
@@ -27,9 +48,9 @@ pub struct Group {
 }
 
 impl Group {
-    /// Creates `berth/<id>` with the given limits in every hierarchy.
-    pub fn create(id: &str, limits: &Limits) -> Result<Self, SandboxError> {
-        let mut b = CgroupBuilder::new(&format!("berth/{id}"));
+    /// Creates `<parent>/<id>` with the given limits in every hierarchy.
+    pub fn create(parent: &str, id: &str, limits: &Limits) -> Result<Self, SandboxError> {
+        let mut b = CgroupBuilder::new(&format!("{parent}/{id}"));
         if let Some(mem) = limits.memory {
             let mem = i64::try_from(mem).unwrap_or(i64::MAX);
             b = b.memory().memory_hard_limit(mem).memory_swap_limit(mem).done();

@@ -22,8 +22,8 @@ use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, fork};
 
-use super::PROXY_PORT;
 use super::init::{Context, Failed};
+use crate::egress::PROXY_PORT;
 
 /// Brings `lo` up in the (new, empty) network namespace, so that
 /// `127.0.0.1` exists for the forwarder to listen on.

@@ -12,7 +12,7 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, setgroups, setresgid, setresuid};
 
-use super::{INIT_ENV, InitSpec, SANDBOX_ID, forward, root, seccomp};
+use super::{INIT_ENV, IdMap, InitSpec, SANDBOX_ID, forward, root, seccomp};
 
 /// If this process was started as a sandbox init, becomes the sandbox and
 /// never returns; otherwise returns at once. Call it first thing in `main`,
@@ -59,6 +59,12 @@ fn run(spec: &InitSpec) -> Result<i32, Failed> {
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &me).ctx(|| format!("joining {}", procs.display()))?;
     }
+    // Without root, a user namespace of its own first: inside it the init
+    // holds every capability the steps below need (over the namespaces it
+    // creates, nothing of the host's), as `nobody`.
+    if let Some(ids) = spec.user {
+        enter_user_namespace(ids)?;
+    }
     // Only the PID namespace is entered before the fork (it applies to
     // children); the others are entered by PID 1 alone, so that the init
     // keeps the host's view and can clean up after it.
@@ -82,6 +88,20 @@ fn run(spec: &InitSpec) -> Result<i32, Failed> {
             std::process::exit(126);
         }
     }
+}
+
+/// Unshares a user namespace and maps [`SANDBOX_ID`] in it to berth's own
+/// uid and gid, the only mapping an unprivileged process may write. Group
+/// changes are denied in it (the kernel requires that before a gid map), so
+/// nothing inside can drop a group to get past a "deny group" permission.
+fn enter_user_namespace(ids: IdMap) -> Result<(), Failed> {
+    unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare(user)".into())?;
+    let write = |file: &str, body: String| {
+        std::fs::write(format!("/proc/self/{file}"), body).ctx(|| format!("writing /proc/self/{file}"))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{SANDBOX_ID} {} 1\n", ids.uid))?;
+    write("gid_map", format!("{SANDBOX_ID} {} 1\n", ids.gid))
 }
 
 fn watched() -> SigSet {
@@ -157,7 +177,7 @@ fn become_sandbox(spec: &InitSpec) -> Result<(), Failed> {
         .map(cstring)
         .collect::<Result<_, _>>()?;
     let envp: Vec<CString> = spec.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"))).collect::<Result<_, _>>()?;
-    drop_privileges()?;
+    drop_privileges(spec.user.is_none())?;
     seccomp::apply()?;
     if let Some(socket) = &spec.egress {
         forward::start(socket)?;
@@ -179,11 +199,15 @@ fn limit(spec: &InitSpec) -> Result<(), Failed> {
 
 /// Gives up root for good: no capabilities in any set (bounding included),
 /// `nobody` as every uid and gid, and no way back through setuid binaries.
-fn drop_privileges() -> Result<(), Failed> {
+/// `clear_groups` is false in a user namespace, where group changes are
+/// denied and the only group is the mapped one anyway.
+fn drop_privileges(clear_groups: bool) -> Result<(), Failed> {
     caps::clear(None, caps::CapSet::Ambient).ctx(|| "clearing ambient capabilities".into())?;
     caps::clear(None, caps::CapSet::Inheritable).ctx(|| "clearing inheritable capabilities".into())?;
     caps::clear(None, caps::CapSet::Bounding).ctx(|| "clearing the bounding set".into())?;
-    setgroups(&[]).ctx(|| "setgroups".into())?;
+    if clear_groups {
+        setgroups(&[]).ctx(|| "setgroups".into())?;
+    }
     let gid = Gid::from_raw(SANDBOX_ID);
     let uid = Uid::from_raw(SANDBOX_ID);
     setresgid(gid, gid, gid).ctx(|| "setresgid".into())?;

@@ -1,6 +1,7 @@
-//! The `native` backend: a Linux process confined by namespaces, a private
-//! read-only root, an unprivileged user, no capabilities, `no_new_privs`, a
-//! seccomp filter, rlimits and a cgroup.
+//! The `native` backend: a Linux process confined by namespaces (a user
+//! namespace too when berth is not root), a private read-only root, an
+//! unprivileged user, no capabilities, `no_new_privs`, a seccomp filter,
+//! rlimits and a cgroup.
 //!
 //! berth launches its own executable as a small *init* (see [`run_init_if_requested`],
 //! which the binary calls first thing in `main`). The init is single-threaded,
@@ -62,24 +63,57 @@ struct InitSpec {
     cgroup_procs: Vec<PathBuf>,
     /// The egress proxy's socket (mounted into the sandbox), when the spec
     /// allows egress: the sandbox then gets a loopback interface and a
-    /// forwarder from `127.0.0.1:`[`PROXY_PORT`] to this socket.
+    /// forwarder from `127.0.0.1:`[`PROXY_PORT`](crate::egress::PROXY_PORT) to this socket.
     #[serde(default)]
     egress: Option<PathBuf>,
+    /// Set when berth is not root: the init first enters a new user
+    /// namespace with this mapping, and the rest happens inside it.
+    #[serde(default)]
+    user: Option<IdMap>,
 }
-
-/// The port of the in-sandbox forwarder to the egress proxy; the address
-/// `HTTPS_PROXY` names. The squid port, which proxy-aware tools expect.
-pub const PROXY_PORT: u16 = 3128;
-
-/// The proxy variables set in an instance with egress, upper- and lower-case
-/// because tools disagree on which they read.
-const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"];
 
 /// Runs programs in namespaces with a private root.
 #[derive(Debug, Clone)]
 pub struct NativeSandbox {
     exe: PathBuf,
     scratch: PathBuf,
+    /// berth's own ids when it is not root: instances then start in a user
+    /// namespace of their own, with `nobody` inside mapped to these.
+    user: Option<IdMap>,
+    /// The cgroup instances' groups are made in (see [`cgroup::parent`]).
+    cgroups: String,
+}
+
+/// The one id pair a user namespace maps: [`SANDBOX_ID`] inside is `uid` and
+/// `gid` outside (an unprivileged process may map only its own ids).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct IdMap {
+    uid: u32,
+    gid: u32,
+}
+
+/// Fails, saying why, when this kernel lets no unprivileged process create
+/// a user namespace.
+fn user_namespaces_allowed() -> Result<(), SandboxError> {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let refused = |why: &str| {
+        Err(SandboxError::Unsupported(format!(
+            "the native sandbox needs root or unprivileged user namespaces, and {why}; use --sandbox none"
+        )))
+    };
+    if !Path::new("/proc/self/ns/user").exists() {
+        return refused("this kernel has none");
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return refused("user.max_user_namespaces is 0");
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return refused("kernel.unprivileged_userns_clone is 0");
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return refused("AppArmor restricts them (kernel.apparmor_restrict_unprivileged_userns is 1)");
+    }
+    Ok(())
 }
 
 impl NativeSandbox {
@@ -87,19 +121,26 @@ impl NativeSandbox {
     /// [`run_init_if_requested`] first) as the init. Fails with a message
     /// saying what is missing when this host cannot run it.
     pub fn new(exe: PathBuf) -> Result<Self, SandboxError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(SandboxError::Unsupported(
-                "the native sandbox needs root (user namespaces are not supported yet); use --sandbox none".into(),
-            ));
-        }
         if !Path::new("/proc/self/ns/pid").exists() {
             return Err(SandboxError::Unsupported("this kernel has no PID namespaces".into()));
         }
-        cgroup::check()?;
-        let scratch = std::env::temp_dir().join("berth-sandbox");
+        let euid = nix::unistd::geteuid();
+        let user = if euid.is_root() {
+            None
+        } else {
+            user_namespaces_allowed()?;
+            Some(IdMap { uid: euid.as_raw(), gid: nix::unistd::getegid().as_raw() })
+        };
+        let cgroups = cgroup::parent(user.map(|ids| ids.uid));
+        cgroup::check(&cgroups)?;
+        // Per user: a root berth's directory is not a non-root one's to use.
+        let scratch = match user {
+            None => std::env::temp_dir().join("berth-sandbox"),
+            Some(ids) => std::env::temp_dir().join(format!("berth-sandbox-{}", ids.uid)),
+        };
         std::fs::create_dir_all(&scratch).map_err(SandboxError::Control)?;
         EgressProxy::sweep(&scratch);
-        Ok(Self { exe, scratch })
+        Ok(Self { exe, scratch, user, cgroups })
     }
 
     /// A sandbox whose init is the running executable.
@@ -136,13 +177,11 @@ impl NativeSandbox {
                 let dir = self.scratch.join(format!("{}{id}", crate::egress::DIR_PREFIX));
                 let proxy = EgressProxy::start(dir, allow, format!("{id} ({})", spec.program))?;
                 mounts.push(Mount::read_only(proxy.dir()));
-                let url = format!("http://127.0.0.1:{PROXY_PORT}");
-                env.retain(|(k, _)| !PROXY_VARS.contains(&k.as_str()));
-                env.extend(PROXY_VARS.iter().map(|k| ((*k).to_owned(), url.clone())));
+                crate::egress::set_proxy_env(&mut env);
                 Some(proxy)
             }
         };
-        let group = cgroup::Group::create(&id, &limits)?;
+        let group = cgroup::Group::create(&self.cgroups, &id, &limits)?;
         let root = self.scratch.join(&id);
         std::fs::create_dir_all(&root).map_err(SandboxError::Control)?;
         if let Some(dir) = program_dir(&spec.program) {
@@ -158,6 +197,7 @@ impl NativeSandbox {
             root: root.clone(),
             cgroup_procs: group.procs_files(),
             egress: egress.as_ref().map(|p| p.socket().to_path_buf()),
+            user: self.user,
         };
         let json = serde_json::to_string(&init).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
         let mut cmd = Command::new(&self.exe);

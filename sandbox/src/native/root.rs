@@ -91,11 +91,38 @@ fn bind(src: &Path, target: &Path, writable: bool) -> Result<(), Failed> {
     let none: Option<&str> = None;
     mount(Some(src), target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
         .ctx(|| format!("binding {}", src.display()))?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | NOSUID_NODEV;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | NOSUID_NODEV | kept_flags(target);
     if !writable {
         flags |= MsFlags::MS_RDONLY;
     }
     mount(none, target, none, flags, none).ctx(|| format!("restricting {}", target.display()))
+}
+
+/// The restrictions a bind already carries from its source mount, which a
+/// remount must repeat: in a user namespace the kernel locks them, and a
+/// remount that would lift one (`noexec`, say) fails. As root it keeps a
+/// read-only or `noexec` source so.
+fn kept_flags(target: &Path) -> MsFlags {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let Ok(st) = statvfs(target) else { return MsFlags::empty() };
+    let f = st.flags();
+    let mut kept = MsFlags::empty();
+    if f.contains(FsFlags::ST_RDONLY) {
+        kept |= MsFlags::MS_RDONLY;
+    }
+    if f.contains(FsFlags::ST_NOEXEC) {
+        kept |= MsFlags::MS_NOEXEC;
+    }
+    if f.contains(FsFlags::ST_NOATIME) {
+        kept |= MsFlags::MS_NOATIME;
+    }
+    if f.contains(FsFlags::ST_NODIRATIME) {
+        kept |= MsFlags::MS_NODIRATIME;
+    }
+    if f.contains(FsFlags::ST_RELATIME) {
+        kept |= MsFlags::MS_RELATIME;
+    }
+    kept
 }
 
 fn inside(root: &Path, path: &Path) -> PathBuf {
