@@ -64,10 +64,19 @@ class Berth:
 
 
 def start_berth(
-    server: list[str], *extra: str, env: dict[str, str] | None = None, user: int | None = None, berth: str = BERTH_BIN
+    server: list[str],
+    *extra: str,
+    env: dict[str, str] | None = None,
+    user: int | None = None,
+    berth: str = BERTH_BIN,
+    plain: bool = True,
 ) -> Berth:
     """Starts berth on a free loopback port and waits for its URL line;
-    `user`: as that uid (and gid), without supplementary groups."""
+    `user`: as that uid (and gid), without supplementary groups. `plain`:
+    `--sandbox none` unless `extra` names a sandbox (berth run's default is
+    native; most suites test the bridge with servers run from host paths)."""
+    if plain and "--sandbox" not in extra:
+        extra = ("--sandbox", "none", *extra)
     cmd = [berth, "run", "--listen", "127.0.0.1:0", *extra, "--", *server]
     as_user = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
     proc = subprocess.Popen(

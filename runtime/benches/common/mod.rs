@@ -171,6 +171,8 @@ impl Caller for Modern {
 pub async fn start_berth(berth: &str, flags: &[&str], server: &str) -> (Child, String) {
     let mut child = Command::new(berth)
         .args(["run", "--listen", "127.0.0.1:0"])
+        // The bridge is measured, not a sandbox: the direct pipe has none.
+        .args(if flags.contains(&"--sandbox") { &[][..] } else { &["--sandbox", "none"][..] })
         .args(flags)
         .args(["--", server])
         .env("BERTH_LOG", "warn")

@@ -15,6 +15,7 @@ pub mod policies;
 pub mod providers;
 pub mod publish;
 pub mod run;
+pub mod runner;
 pub mod scaling;
 pub mod secrets;
 pub mod serve;

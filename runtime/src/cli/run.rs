@@ -27,9 +27,10 @@ pub struct RunArgs {
     /// server sees only these plus PATH and HOME.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env)]
     env: Vec<(String, String)>,
-    /// Sandbox backend.
-    #[arg(long, value_enum, default_value_t = Backend::None)]
-    sandbox: Backend,
+    /// Sandbox backend (default: native; `none` runs the server as a plain
+    /// process with the host's network and files).
+    #[arg(long, value_enum)]
+    sandbox: Option<Backend>,
     /// Image to run the server in (`--sandbox container`).
     #[arg(long)]
     image: Option<String>,
@@ -92,7 +93,17 @@ enum EraArg {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let Some((program, rest)) = args.command.split_first() else { bail!("no server command given") };
-    let mut spec = if args.sandbox == Backend::Wasi {
+    let backend = args.sandbox.unwrap_or(Backend::Native);
+    // First: there is no point installing anything for a sandbox that
+    // cannot run here.
+    let sandbox = Sandboxes::default().get(backend).await.map_err(|e| match args.sandbox {
+        Some(_) => anyhow::Error::msg(e),
+        None => {
+            anyhow::anyhow!("{e}\n(native is berth run's default sandbox; --sandbox none runs the server unconfined)")
+        }
+    })?;
+    let runner = (backend == Backend::Native).then(|| super::runner::parse(program, rest)).flatten();
+    let mut spec = if backend == Backend::Wasi {
         // A guest has no use for the host's PATH or HOME: only `--env`.
         SandboxSpec::wasm(program, rest.iter().cloned())
     } else {
@@ -103,8 +114,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     spec.env = args.env;
     spec.mounts = args.mounts;
     spec.image = args.image;
+    if let Some(runner) = runner {
+        let launch = super::runner::install(&runner).await?;
+        spec.program = launch.program;
+        spec.args = launch.args.into_iter().chain(runner.args).collect();
+        // The runtime's variables first, so `--env` can still override them.
+        spec.env = launch.env.into_iter().chain(spec.env).collect();
+        spec.mounts.extend(launch.mounts.into_iter().map(Mount::read_only));
+    }
     if !args.allow_hosts.is_empty() {
-        match args.sandbox {
+        match backend {
             Backend::Native | Backend::Container => {}
             Backend::None => bail!("--allow-host needs a sandbox that enforces it (--sandbox native or container)"),
             Backend::Wasi => bail!("--allow-host: WASI guests get no sockets (use --sandbox native or container)"),
@@ -126,10 +145,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         EraArg::Modern => Some(Era::Modern),
     };
     host.limits.max_line = args.max_line;
-    if args.sandbox == Backend::Container && host.spec.image.is_none() {
+    if backend == Backend::Container && host.spec.image.is_none() {
         bail!("--sandbox container needs --image");
     }
-    let sandbox = Sandboxes::default().get(args.sandbox).await.map_err(anyhow::Error::msg)?;
     let scaling = args.scaling.scaling()?;
     let pool = Pool::new(host, sandbox, scaling);
     let pools = Arc::new(Pools::single(pool.clone()));

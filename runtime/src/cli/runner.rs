@@ -1,0 +1,137 @@
+//! Package runners on a `berth run` command line. `npx -y PKG@VER` and
+//! `uvx PKG==VER` fetch a package and start it in one step, which inside a
+//! sandbox cannot work: there is no network and no writable home to install
+//! into. So berth does the fetching itself, on the host, the way `berth
+//! serve` materializes a manifest's package (`npm install --ignore-scripts`,
+//! `pip install --only-binary`, into a content-keyed artifact directory), and
+//! runs what was installed in the sandbox with that directory mounted
+//! read-only.
+
+use std::path::PathBuf;
+
+use berth_catalog::artifact::{Artifacts, Launch};
+use berth_catalog::manifest::Package;
+
+/// Where `berth run` keeps installed packages: `$BERTH_ARTIFACTS`, else
+/// `$XDG_CACHE_HOME/berth/artifacts`, else `~/.cache/berth/artifacts`.
+pub const ENV_ARTIFACTS: &str = "BERTH_ARTIFACTS";
+
+/// The package a runner command line names, and the arguments after it.
+#[derive(Debug)]
+pub struct Runner {
+    /// The package to install.
+    pub package: Package,
+    /// The server's own arguments.
+    pub args: Vec<String>,
+}
+
+/// Recognizes `npx [-y|--yes] PKG[@VERSION] ARGS…` and
+/// `uvx PKG[==VERSION|@VERSION] ARGS…`. Anything else (another program, or a
+/// runner flag berth does not model, such as `npx -p` or `uvx --from`) is
+/// `None` and runs as given.
+pub fn parse(program: &str, args: &[String]) -> Option<Runner> {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let (registry, quiet): (&str, &[&str]) = match name {
+        "npx" => ("npm", &["-y", "--yes", "-q", "--quiet"]),
+        "uvx" => ("pypi", &["-q", "--quiet"]),
+        _ => return None,
+    };
+    let at = args.iter().position(|a| !quiet.contains(&a.as_str()))?;
+    let spec = &args[at];
+    if spec.starts_with('-') {
+        return None;
+    }
+    let (identifier, version) = match registry {
+        // `@scope/name@1.2.3`: the version follows the last `@` past the first character.
+        "npm" => match spec.get(1..).and_then(|tail| tail.rfind('@')) {
+            Some(i) => (&spec[..=i], Some(&spec[i + 2..])),
+            None => (spec.as_str(), None),
+        },
+        _ => match spec.split_once("==").or_else(|| spec.split_once('@')) {
+            Some((n, v)) => (n, Some(v)),
+            None => (spec.as_str(), None),
+        },
+    };
+    if identifier.is_empty() || version.is_some_and(str::is_empty) {
+        return None;
+    }
+    let package = Package {
+        registry_type: registry.into(),
+        identifier: identifier.into(),
+        version: version.map(str::to_owned),
+        file_sha256: None,
+        runtime_arguments: Vec::new(),
+        package_arguments: Vec::new(),
+        environment_variables: Vec::new(),
+    };
+    Some(Runner { package, args: args[at + 1..].to_vec() })
+}
+
+/// Installs the runner's package (once; later runs reuse it) and returns
+/// how to start it.
+pub async fn install(runner: &Runner) -> anyhow::Result<Launch> {
+    let Some(root) = artifacts_dir() else {
+        anyhow::bail!("no directory for installed packages: set {ENV_ARTIFACTS} or HOME");
+    };
+    let p = &runner.package;
+    let what = format!("{}{}", p.identifier, p.version.as_deref().map(|v| format!("@{v}")).unwrap_or_default());
+    eprintln!("berth: installing {what} ({}) into {} for the sandbox", p.registry_type, root.display());
+    let artifact = Artifacts::new(root)
+        .materialize(p)
+        .await
+        .map_err(|e| anyhow::anyhow!("installing {what} for the sandbox: {e} (or run it as is with --sandbox none)"))?;
+    Ok(artifact.launch)
+}
+
+fn artifacts_dir() -> Option<PathBuf> {
+    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var(ENV_ARTIFACTS)
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("berth/artifacts")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/berth/artifacts")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn named(program: &str, line: &str) -> Option<(String, String, Option<String>, Vec<String>)> {
+        parse(program, &args(line)).map(|r| (r.package.registry_type, r.package.identifier, r.package.version, r.args))
+    }
+
+    #[test]
+    fn npx_and_uvx_lines_name_their_package() {
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            named("npx", "-y @modelcontextprotocol/server-everything@2026.8.31 stdio"),
+            Some(("npm".into(), "@modelcontextprotocol/server-everything".into(), s("2026.8.31"), args("stdio")))
+        );
+        assert_eq!(named("/usr/bin/npx", "--yes left-pad"), Some(("npm".into(), "left-pad".into(), None, vec![])));
+        assert_eq!(
+            named("uvx", "mcp-server-time==2025.9.25 --local-timezone UTC"),
+            Some(("pypi".into(), "mcp-server-time".into(), s("2025.9.25"), args("--local-timezone UTC")))
+        );
+        assert_eq!(
+            named("uvx", "mcp-server-time@1.0"),
+            Some(("pypi".into(), "mcp-server-time".into(), s("1.0"), vec![]))
+        );
+    }
+
+    #[test]
+    fn other_lines_run_as_given() {
+        for (program, line) in [
+            ("node", "server.js"),
+            ("npx", "-p pkg cmd"),
+            ("npx", "-y"),
+            ("npx", "-y pkg@"),
+            ("uvx", "--from pkg cmd"),
+            ("uvx", "pkg=="),
+            ("python3", "-m mcp_server_time"),
+        ] {
+            assert!(parse(program, &args(line)).is_none(), "{program} {line}");
+        }
+    }
+}
