@@ -144,8 +144,14 @@ fn leave_cgroups(spec: &InitSpec) {
     let me = std::process::id().to_string();
     for procs in &spec.cgroup_procs {
         let Some(group) = procs.parent() else { continue };
-        let Some(parent) = group.parent() else { continue };
-        let _ = std::fs::write(parent.join("cgroup.procs"), &me);
+        // The nearest ancestor that takes it: on cgroup v1 the parent; on
+        // v2 a parent with controllers enabled for its children may hold no
+        // process, so the walk goes on up to the root, which may.
+        let _ = group
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.join("cgroup.procs").exists())
+            .find(|a| std::fs::write(a.join("cgroup.procs"), &me).is_ok());
         // Empty once PID 1 and every process it started are gone.
         for _ in 0..100 {
             if std::fs::remove_dir(group).is_ok() || !group.exists() {
