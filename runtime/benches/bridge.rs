@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Caller, Http, Modern, Stats, measure, start_berth};
+use common::{Caller, Http, Modern, Stats, measure, start_berth, start_http};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -193,17 +193,9 @@ fn serve_floor() {
 
 /// Starts the floor server (this bench, again) and returns its URL.
 async fn start_floor() -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().expect("bench executable"))
-        .env(FLOOR_ENV, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the floor server");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = lines.next_line().await.expect("read").expect("the floor server printed nothing");
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_owned();
-    (child, url)
+    let mut cmd = Command::new(std::env::current_exe().expect("bench executable"));
+    cmd.env(FLOOR_ENV, "1");
+    start_http(cmd).await
 }
 
 fn row(name: &str, c: usize, s: Stats) {

@@ -169,20 +169,22 @@ impl Caller for Modern {
 
 /// Starts `berth run` with `flags` in front of `server`; its URL.
 pub async fn start_berth(berth: &str, flags: &[&str], server: &str) -> (Child, String) {
-    let mut child = Command::new(berth)
-        .args(["run", "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(berth);
+    cmd.args(["run", "--listen", "127.0.0.1:0"])
         // The bridge is measured, not a sandbox: the direct pipe has none.
         .args(if flags.contains(&"--sandbox") { &[][..] } else { &["--sandbox", "none"][..] })
         .args(flags)
         .args(["--", server])
-        .env("BERTH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn berth");
+        .env("BERTH_LOG", "warn");
+    start_http(cmd).await
+}
+
+/// Spawns a server that prints its URL on its first line; it and the URL.
+pub async fn start_http(mut cmd: Command) -> (Child, String) {
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn().expect("spawn the server");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = lines.next_line().await.expect("read").expect("berth printed nothing");
+    let line = lines.next_line().await.expect("read").expect("the server printed nothing");
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_owned();
     (child, url)
 }
