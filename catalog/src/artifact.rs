@@ -250,11 +250,7 @@ async fn npm(package: &Package, staging: &Path, dir: &Path) -> Result<Launch, Ar
         tool: "npm",
         hint: "install npm (Debian: apt-get install npm)",
     })?;
-    // Unpinned (a `berth run -- npx -y PKG` line): the registry's latest.
-    let spec = match &package.version {
-        Some(v) => format!("{}@{v}", package.identifier),
-        None => package.identifier.clone(),
-    };
+    let spec = format!("{}@{}", package.identifier, package.version.as_deref().unwrap_or_default());
     let mut cmd = Command::new(npm);
     cmd.args(["install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--no-save", "--prefix"])
         .arg(staging)
@@ -302,10 +298,7 @@ async fn pypi(package: &Package, staging: &Path, dir: &Path) -> Result<Launch, A
         hint: "install Python 3.10 or later with venv (Debian: apt-get install python3 python3-venv)",
     })?;
     let python = resolve_python(&python).await.unwrap_or(python);
-    let spec = match &package.version {
-        Some(v) => format!("{}=={v}", package.identifier),
-        None => package.identifier.clone(),
-    };
+    let spec = format!("{}=={}", package.identifier, package.version.as_deref().unwrap_or_default());
     let tools = staging.join(".pip");
     let mut venv = Command::new(&python);
     venv.args(["-m", "venv", "--without-scm-ignore-files"]).arg(&tools);

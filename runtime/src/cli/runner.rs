@@ -8,6 +8,9 @@
 //! read-only.
 
 use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
 
 use berth_catalog::artifact::{Artifacts, Launch};
 use berth_catalog::manifest::Package;
@@ -41,17 +44,7 @@ pub fn parse(program: &str, args: &[String]) -> Option<Runner> {
     if spec.starts_with('-') {
         return None;
     }
-    let (identifier, version) = match registry {
-        // `@scope/name@1.2.3`: the version follows the last `@` past the first character.
-        "npm" => match spec.get(1..).and_then(|tail| tail.rfind('@')) {
-            Some(i) => (&spec[..=i], Some(&spec[i + 2..])),
-            None => (spec.as_str(), None),
-        },
-        _ => match spec.split_once("==").or_else(|| spec.split_once('@')) {
-            Some((n, v)) => (n, Some(v)),
-            None => (spec.as_str(), None),
-        },
-    };
+    let (identifier, version) = if registry == "npm" { split_npm(spec) } else { split_pypi(spec) };
     if identifier.is_empty() || version.is_some_and(str::is_empty) {
         return None;
     }
@@ -67,13 +60,67 @@ pub fn parse(program: &str, args: &[String]) -> Option<Runner> {
     Some(Runner { package, args: args[at + 1..].to_vec() })
 }
 
-/// Installs the runner's package (once; later runs reuse it) and returns
-/// how to start it.
+/// `@scope/pkg@1.2.3` → (`@scope/pkg`, `1.2.3`).
+pub fn split_npm(spec: &str) -> (&str, Option<&str>) {
+    let at = spec.char_indices().skip(1).find(|(_, c)| *c == '@').map(|(i, _)| i);
+    match at {
+        Some(i) => (&spec[..i], Some(&spec[i + 1..])),
+        None => (spec, None),
+    }
+}
+
+/// `pkg==1.2.3` or `pkg@1.2.3` → (`pkg`, `1.2.3`).
+pub fn split_pypi(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once("==").or_else(|| spec.split_once('@')) {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    }
+}
+
+/// The version npm would install for `name` now (`npm view`).
+pub fn npm_latest(name: &str) -> anyhow::Result<String> {
+    let out =
+        Command::new("npm").args(["view", name, "version"]).output().context("running `npm view` to pin a version")?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || v.is_empty() {
+        bail!("could not find {name} on npm to pin its version");
+    }
+    Ok(v)
+}
+
+/// The newest version of `name` on PyPI (`pip index versions`).
+pub fn pypi_latest(name: &str) -> anyhow::Result<String> {
+    let out = Command::new("python3")
+        .args(["-m", "pip", "index", "versions", name, "--disable-pip-version-check"])
+        .output()
+        .context("running `pip index versions` to pin a version")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "mcp-server-time (2026.10.19)"
+    text.lines()
+        .next()
+        .and_then(|l| l.split_once('(')?.1.split_once(')').map(|(v, _)| v.to_owned()))
+        .with_context(|| format!("could not find {name} on PyPI to pin its version"))
+}
+
+/// Installs the runner's package (once per version; later runs reuse it)
+/// and returns how to start it. An unpinned package is pinned to the
+/// registry's current version first, so the installed copy is that
+/// version's and a newer release is picked up by the next start.
 pub async fn install(runner: &Runner) -> anyhow::Result<Launch> {
     let Some(root) = artifacts_dir() else {
-        anyhow::bail!("no directory for installed packages: set {ENV_ARTIFACTS} or HOME");
+        bail!("no directory for installed packages: set {ENV_ARTIFACTS} or HOME");
     };
-    let p = &runner.package;
+    let mut package = runner.package.clone();
+    if package.version.is_none() {
+        let (registry, name) = (package.registry_type.clone(), package.identifier.clone());
+        let pinned = tokio::task::spawn_blocking(move || match registry.as_str() {
+            "npm" => npm_latest(&name),
+            _ => pypi_latest(&name),
+        })
+        .await??;
+        package.version = Some(pinned);
+    }
+    let p = &package;
     let what = format!("{}{}", p.identifier, p.version.as_deref().map(|v| format!("@{v}")).unwrap_or_default());
     eprintln!("berth: installing {what} ({}) into {} for the sandbox", p.registry_type, root.display());
     let artifact = Artifacts::new(root)

@@ -3,11 +3,11 @@
 //! arguments kept, and environment values that look like secrets taken out
 //! of the manifest to go into berth's secret store.
 
-use std::process::Command;
-
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::cli::runner::{npm_latest, pypi_latest, split_npm, split_pypi};
 
 /// A manifest for one entry, and the secrets it leaves out.
 pub struct Converted {
@@ -110,25 +110,6 @@ fn npx(args: &[String]) -> anyhow::Result<(&'static str, Value, Vec<String>)> {
     Ok(("npm", json!({"registryType": "npm", "identifier": name, "version": version}), it.cloned().collect()))
 }
 
-/// `@scope/pkg@1.2.3` → (`@scope/pkg`, `1.2.3`).
-fn split_npm(spec: &str) -> (&str, Option<&str>) {
-    let at = spec.char_indices().skip(1).find(|(_, c)| *c == '@').map(|(i, _)| i);
-    match at {
-        Some(i) => (&spec[..i], Some(&spec[i + 1..])),
-        None => (spec, None),
-    }
-}
-
-fn npm_latest(name: &str) -> anyhow::Result<String> {
-    let out =
-        Command::new("npm").args(["view", name, "version"]).output().context("running `npm view` to pin a version")?;
-    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || v.is_empty() {
-        bail!("could not find {name} on npm to pin its version");
-    }
-    Ok(v)
-}
-
 /// `uvx [--from X] PKG[==VERSION|@VERSION] ARGS…`
 fn uvx(args: &[String]) -> anyhow::Result<(&'static str, Value, Vec<String>)> {
     let mut from = None;
@@ -142,28 +123,12 @@ fn uvx(args: &[String]) -> anyhow::Result<(&'static str, Value, Vec<String>)> {
     }
     let first = args.get(i).context("uvx with no package")?;
     let spec = from.unwrap_or_else(|| first.clone());
-    let (name, version) = match spec.split_once("==").or_else(|| spec.split_once('@')) {
-        Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-        None => (spec.clone(), None),
-    };
+    let (name, version) = split_pypi(&spec);
     let version = match version {
-        Some(v) => v,
-        None => pypi_latest(&name)?,
+        Some(v) => v.to_owned(),
+        None => pypi_latest(name)?,
     };
     Ok(("pypi", json!({"registryType": "pypi", "identifier": name, "version": version}), args[i + 1..].to_vec()))
-}
-
-fn pypi_latest(name: &str) -> anyhow::Result<String> {
-    let out = Command::new("python3")
-        .args(["-m", "pip", "index", "versions", name, "--disable-pip-version-check"])
-        .output()
-        .context("running `pip index versions` to pin a version")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "mcp-server-time (2026.10.19)"
-    text.lines()
-        .next()
-        .and_then(|l| l.split_once('(')?.1.split_once(')').map(|(v, _)| v.to_owned()))
-        .with_context(|| format!("could not find {name} on PyPI to pin its version"))
 }
 
 /// `docker run [-i] [--rm] [-e K] … IMAGE ARGS…` (the image's own entrypoint).
