@@ -533,6 +533,13 @@ async def test_an_oci_connector_runs_in_the_container_sandbox(served):
         _, text, _ = await call(served.mcp("dev.berth.test/oci"), mode, "whoami", {})
         me = json.loads(text)
         assert me["pid"] == 1 and "HOSTNAME" in me["env"]  # a container's own PID 1 and hostname
+    # The engine's accounting reaches the admin API: the container's CPU time and memory.
+    _, text, _ = await call(served.mcp("dev.berth.test/oci"), "legacy", "spin", {"ms": 300})
+    spun = json.loads(text)
+    pools = httpx.get(f"{served.base}/admin/v1/instances", headers=served.admin()).json()
+    running = [i for p in pools if p["connector"].startswith("dev.berth.test/oci@") for i in p["instances"]]
+    assert running and all(i["memory_bytes"] > 1 << 20 for i in running), running
+    assert sum(i["cpu_seconds"] for i in running) >= 0.9 * spun["cpu_s"] > 0.1, (running, spun)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -47,10 +47,22 @@ def api(berth, path: str, **params):
 
 
 def echo(berth, name: str, text: str) -> None:
-    body = modern_body("tools/call", {"name": "echo", "arguments": {"text": text}})
+    assert tool(berth, name, "echo", {"text": text}) == text
+
+
+def tool(berth, name: str, tool_name: str, arguments: dict) -> str:
+    body = modern_body("tools/call", {"name": tool_name, "arguments": arguments})
     headers = modern_headers(body, Authorization=f"Bearer {berth.pat['token']}")
     res = httpx.post(berth.mcp(name), json=body, headers=headers, timeout=60)
-    assert messages(res)[-1]["result"]["content"][0]["text"] == text, res.text
+    return messages(res)[-1]["result"]["content"][0]["text"]
+
+
+USAGE = ("cpu_seconds", "memory_bytes")
+
+
+def without_usage(pools: list[dict]) -> list[dict]:
+    """The listing with the readings that change from one call to the next left out."""
+    return [{**p, "instances": [{k: v for k, v in i.items() if k not in USAGE} for i in p["instances"]]} for p in pools]
 
 
 def rows(out: str) -> list[list[str]]:
@@ -133,9 +145,12 @@ def test_instances_ls_drain_and_kill(berth):
     echo(berth, TWO, "warm")
     [inst] = instances(berth, TWO)
     table = cli(berth, "instances", "ls").stdout
-    assert table.splitlines()[0].split() == ["ID", "CONNECTOR", "POOL", "PID", "STATE", "IN-FLIGHT"]
-    assert [inst["id"], f"{TWO}@2.0.0", "shared", str(inst["pid"]), "ready", "0"] in rows(table)
-    assert json.loads(cli(berth, "instances", "ls", "--json").stdout) == api(berth, "instances")
+    assert table.splitlines()[0].split() == ["ID", "CONNECTOR", "POOL", "PID", "STATE", "IN-FLIGHT", "CPU", "MEMORY"]
+    [row] = [r for r in rows(table) if r[0] == inst["id"]]
+    assert row[:6] == [inst["id"], f"{TWO}@2.0.0", "shared", str(inst["pid"]), "ready", "0"], row
+    assert row[6].endswith("s") and row[7].endswith("MiB"), row
+    listed = json.loads(cli(berth, "instances", "ls", "--json").stdout)
+    assert without_usage(listed) == without_usage(api(berth, "instances"))
 
     # Draining: the call in flight finishes; the instance then leaves the
     # pool and its server stops; the next call gets a new instance.
@@ -325,3 +340,16 @@ def test_users_ls_and_offboard(berth):
     assert "gina" not in {u["user"] for u in api(berth, "users")}, "nothing of hers is left"
     res = httpx.post(berth.mcp(ONE), json={}, headers={"Authorization": f"Bearer {token['token']}"})
     assert res.status_code == 401
+
+
+def test_instances_report_the_cpu_time_and_memory_their_sandbox_charges(berth):
+    echo(berth, TWO, "warm")
+    [before] = instances(berth, TWO)
+    assert before["memory_bytes"] > 1 << 20, before  # a running server's charge
+    spun = json.loads(tool(berth, TWO, "spin", {"ms": 400}))
+    [after] = instances(berth, TWO)
+    assert after["id"] == before["id"]
+    # The server's own clock says how much CPU it used; the cgroup charged at
+    # least that (and a little for the call's I/O).
+    assert spun["cpu_s"] > 0.1, spun
+    assert after["cpu_seconds"] - before["cpu_seconds"] >= 0.9 * spun["cpu_s"], (before, after, spun)

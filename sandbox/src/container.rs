@@ -12,20 +12,23 @@
 mod netns;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, KillContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
+    RemoveContainerOptions, StartContainerOptions, StatsOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::egress::{Allowlist, Serving};
 use crate::native::{DEFAULT_LIMITS, SANDBOX_ID};
-use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Network, Sandbox, SandboxError, SandboxSpec};
+use crate::{
+    BoxFuture, ExitStatus, Instance, InstanceControl, Network, Sandbox, SandboxError, SandboxSpec, Usage, UsageProbe,
+};
 
 /// The label every berth container carries, with its owner's process id.
 const OWNER_LABEL: &str = "io.berth.owner-pid";
@@ -282,6 +285,27 @@ struct ContainerControl {
 impl InstanceControl for ContainerControl {
     fn pid(&self) -> Option<u32> {
         None
+    }
+
+    /// The engine's one-shot stats: the container cgroup's CPU time and
+    /// memory charge.
+    fn usage(&self) -> UsageProbe {
+        let (docker, id) = (self.docker.clone(), self.id.clone());
+        Arc::new(move || {
+            let (docker, id) = (docker.clone(), id.clone());
+            Box::pin(async move {
+                let opts = StatsOptions { stream: false, one_shot: true };
+                let Some(Ok(stats)) = docker.stats(&id, Some(opts)).next().await else { return Usage::default() };
+                Usage {
+                    cpu: stats
+                        .cpu_stats
+                        .and_then(|c| c.cpu_usage?.total_usage)
+                        .filter(|&ns| ns > 0)
+                        .map(std::time::Duration::from_nanos),
+                    memory: stats.memory_stats.and_then(|m| m.usage),
+                }
+            })
+        })
     }
 
     fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {

@@ -48,11 +48,35 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// What an instance is using, as far as its backend can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// CPU time (user and system) of every process of the instance so far.
+    pub cpu: Option<std::time::Duration>,
+    /// Memory in use now, in bytes: the cgroup's or container's charge, a
+    /// plain process's resident set, a guest's linear memory.
+    pub memory: Option<u64>,
+}
+
+/// Reads an instance's [`Usage`] on demand. Taken from its control before a
+/// task takes the control to wait on it; reading after the instance ended
+/// gives whatever is left to read (usually nothing).
+pub type UsageProbe = std::sync::Arc<dyn Fn() -> BoxFuture<'static, Usage> + Send + Sync>;
+
+/// A probe that knows nothing.
+pub fn no_usage() -> UsageProbe {
+    std::sync::Arc::new(|| Box::pin(async { Usage::default() }))
+}
+
 /// Lifecycle control of a running instance, separate from its streams so that
 /// one task can own the streams while another waits or kills.
 pub trait InstanceControl: Send + Sync {
     /// Operating-system process id, where there is one.
     fn pid(&self) -> Option<u32>;
+    /// How to read the instance's resource usage.
+    fn usage(&self) -> UsageProbe {
+        no_usage()
+    }
     /// Waits for the instance to end.
     fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>>;
     /// Ends the instance now (SIGKILL or the backend's equivalent).

@@ -21,11 +21,12 @@ mod instance;
 pub mod native;
 pub mod process;
 mod spec;
+mod usage;
 #[cfg(feature = "wasi")]
 pub mod wasi;
 
 pub use error::SandboxError;
-pub use instance::{ExitStatus, Instance, InstanceControl, TrapCause};
+pub use instance::{ExitStatus, Instance, InstanceControl, TrapCause, Usage, UsageProbe, no_usage};
 pub use spec::{Limits, Mount, Network, SandboxSpec};
 
 use std::future::Future;

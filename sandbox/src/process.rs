@@ -5,10 +5,13 @@
 //! its [`Instance`] is dropped and, through `PR_SET_PDEATHSIG`, when berth dies.
 
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::process::{Child, Command};
 
-use crate::{BoxFuture, ExitStatus, Instance, InstanceControl, Sandbox, SandboxError, SandboxSpec};
+use crate::{
+    BoxFuture, ExitStatus, Instance, InstanceControl, Sandbox, SandboxError, SandboxSpec, UsageProbe, no_usage,
+};
 
 /// Runs programs as ordinary children of berth.
 #[derive(Debug, Default, Clone, Copy)]
@@ -75,6 +78,11 @@ struct ProcessControl {
 impl InstanceControl for ProcessControl {
     fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    fn usage(&self) -> UsageProbe {
+        let Some(pid) = self.child.id() else { return no_usage() };
+        Arc::new(move || Box::pin(async move { crate::usage::of_process(pid) }))
     }
 
     fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {

@@ -20,7 +20,8 @@ pub struct InstancesArgs {
 
 #[derive(clap::Subcommand)]
 enum InstancesCommand {
-    /// Every pool's instances: state, process, requests in flight.
+    /// Every pool's instances: state, process, requests in flight, CPU time
+    /// and memory.
     Ls,
     /// Take an instance out of service; it stops when its calls are done.
     Drain {
@@ -67,9 +68,11 @@ async fn ls(client: &AdminClient, json: bool) -> anyhow::Result<()> {
                 cell(&i["pid"]),
                 cell(&i["state"]),
                 cell(i.get("in_flight").unwrap_or(&Value::Null)),
+                i["cpu_seconds"].as_f64().map_or_else(|| "-".into(), |s| format!("{s:.2}s")),
+                i["memory_bytes"].as_u64().map_or_else(|| "-".into(), |b| format!("{:.1}MiB", b as f64 / 1048576.0)),
             ]);
         }
     }
-    table(&["ID", "CONNECTOR", "POOL", "PID", "STATE", "IN-FLIGHT"], &rows);
+    table(&["ID", "CONNECTOR", "POOL", "PID", "STATE", "IN-FLIGHT", "CPU", "MEMORY"], &rows);
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use berth_sandbox::Sandbox;
+use berth_sandbox::{Sandbox, UsageProbe};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
@@ -96,6 +96,44 @@ pub struct InstanceInfo {
     /// Why it is stopped or crash-looping, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// CPU time it has used, in seconds, where its sandbox can tell (filled
+    /// in by [`InstanceInfo::read_usage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// Memory it holds now, in bytes, where its sandbox can tell (filled in
+    /// by [`InstanceInfo::read_usage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Where its usage is read from, while it runs.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub usage: Option<UsageHandle>,
+}
+
+/// How to read a running instance's resource usage from its sandbox.
+#[derive(Clone)]
+pub struct UsageHandle(UsageProbe);
+
+impl std::fmt::Debug for UsageHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UsageHandle")
+    }
+}
+
+/// Longest a usage reading may take (the container engine answers over a
+/// socket) before the listing goes on without it.
+const USAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl InstanceInfo {
+    /// Fills in `cpu_seconds` and `memory_bytes` from the sandbox, for a
+    /// running instance. Separate from listing because reading can wait on
+    /// the container engine, and metrics list every second.
+    pub async fn read_usage(&mut self) {
+        let Some(UsageHandle(probe)) = &self.usage else { return };
+        let usage = tokio::time::timeout(USAGE_TIMEOUT, probe()).await.unwrap_or_default();
+        self.cpu_seconds = usage.cpu.map(|d| d.as_secs_f64());
+        self.memory_bytes = usage.memory;
+    }
 }
 
 /// What an instance is doing.
@@ -527,6 +565,9 @@ impl Pool {
                 state: if draining { InstanceState::Draining } else { InstanceState::Ready },
                 in_flight: r.conn.in_flight(),
                 error: None,
+                cpu_seconds: None,
+                memory_bytes: None,
+                usage: Some(UsageHandle(r.conn.usage())),
             },
             None => {
                 let status = m.host.status();
@@ -537,7 +578,16 @@ impl Pool {
                 } else {
                     InstanceState::Stopped
                 };
-                InstanceInfo { id: m.host.id().to_string(), pid: None, state, in_flight: 0, error: status.last_error }
+                InstanceInfo {
+                    id: m.host.id().to_string(),
+                    pid: None,
+                    state,
+                    in_flight: 0,
+                    error: status.last_error,
+                    cpu_seconds: None,
+                    memory_bytes: None,
+                    usage: None,
+                }
             }
         };
         let hosts = self.hosts.read();

@@ -23,7 +23,7 @@ use super::lines::{Frame, LineReader};
 use super::stderr;
 use super::stdin::Stdin;
 use crate::jsonrpc::{self, ErrorObject, Outcome, code};
-use berth_sandbox::{ExitStatus, Instance};
+use berth_sandbox::{ExitStatus, Instance, UsageProbe};
 
 /// Limits for one connection.
 #[derive(Debug, Clone)]
@@ -107,6 +107,7 @@ pub struct Connection {
     shared: Arc<Shared>,
     _owner: Arc<oneshot::Sender<()>>,
     pid: Option<u32>,
+    usage: UsageProbe,
 }
 
 impl std::fmt::Debug for Connection {
@@ -120,6 +121,7 @@ impl Connection {
     pub fn start(instance: Instance, limits: Limits, events: broadcast::Sender<Arc<Broadcast>>, name: &str) -> Self {
         let Instance { stdin, stdout, stderr, mut control } = instance;
         let pid = control.pid();
+        let usage = control.usage();
         let (closed, _) = watch::channel(None);
         let (stop_tx, stop_rx) = watch::channel(false);
         let alive = Arc::new(AtomicBool::new(true));
@@ -166,12 +168,17 @@ impl Connection {
                 }
             }
         });
-        Self { shared, _owner: Arc::new(owner_tx), pid }
+        Self { shared, _owner: Arc::new(owner_tx), pid, usage }
     }
 
     /// The server's process id, where it has one.
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Reads the server's resource usage from its sandbox.
+    pub fn usage(&self) -> UsageProbe {
+        self.usage.clone()
     }
 
     /// Whether the server can take new calls.

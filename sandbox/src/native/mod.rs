@@ -18,6 +18,7 @@ mod root;
 pub(crate) mod seccomp;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
@@ -25,6 +26,7 @@ use tokio::process::{Child, Command};
 use crate::egress::{Allowlist, EgressProxy};
 use crate::{
     BoxFuture, ExitStatus, Instance, InstanceControl, Limits, Mount, Network, Sandbox, SandboxError, SandboxSpec,
+    UsageProbe,
 };
 
 pub use init::run_init_if_requested;
@@ -255,6 +257,19 @@ impl NativeControl {
 impl InstanceControl for NativeControl {
     fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// What the instance's cgroup is charged: every process in it.
+    fn usage(&self) -> UsageProbe {
+        let dirs: Vec<PathBuf> = self
+            .group
+            .as_ref()
+            .map(|g| g.procs_files().iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect())
+            .unwrap_or_default();
+        Arc::new(move || {
+            let dirs = dirs.clone();
+            Box::pin(async move { crate::usage::of_cgroups(&dirs) })
+        })
     }
 
     fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {

@@ -1,21 +1,59 @@
 //! Waiting for and killing a guest: its task is the instance.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::{BoxFuture, ExitStatus, InstanceControl, SandboxError, TrapCause};
+use crate::{BoxFuture, ExitStatus, InstanceControl, SandboxError, TrapCause, Usage, UsageProbe};
+
+/// What a guest has used: the time its task spent being polled (the guest
+/// computes only then; waiting for input costs none) and the linear memory
+/// its limiter granted.
+#[derive(Clone, Default)]
+pub(super) struct GuestUsage {
+    pub(super) memory: Arc<AtomicU64>,
+    busy_ns: Arc<AtomicU64>,
+}
+
+impl GuestUsage {
+    /// `fut`, with the time spent in each of its polls counted.
+    pub(super) fn timed<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> + use<F> {
+        Timed { fut: Box::pin(fut), busy_ns: Arc::clone(&self.busy_ns) }
+    }
+}
+
+struct Timed<F> {
+    fut: Pin<Box<F>>,
+    busy_ns: Arc<AtomicU64>,
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let start = Instant::now();
+        let out = self.fut.as_mut().poll(cx);
+        let spent = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_ns.fetch_add(spent, Ordering::Relaxed);
+        out
+    }
+}
 
 pub(super) struct WasiControl {
     task: JoinHandle<ExitStatus>,
     killed: Arc<AtomicBool>,
     status: Option<ExitStatus>,
+    usage: GuestUsage,
 }
 
 impl WasiControl {
-    pub(super) fn new(task: JoinHandle<ExitStatus>, killed: Arc<AtomicBool>) -> Self {
-        Self { task, killed, status: None }
+    pub(super) fn new(task: JoinHandle<ExitStatus>, killed: Arc<AtomicBool>, usage: GuestUsage) -> Self {
+        Self { task, killed, status: None, usage }
     }
 
     /// Stops the guest: a guest waiting on a host call is dropped at once;
@@ -30,6 +68,17 @@ impl InstanceControl for WasiControl {
     /// A guest is not a process.
     fn pid(&self) -> Option<u32> {
         None
+    }
+
+    fn usage(&self) -> UsageProbe {
+        let usage = self.usage.clone();
+        Arc::new(move || {
+            let u = Usage {
+                cpu: Some(Duration::from_nanos(usage.busy_ns.load(Ordering::Relaxed))),
+                memory: Some(usage.memory.load(Ordering::Relaxed)),
+            };
+            Box::pin(async move { u })
+        })
     }
 
     fn wait(&mut self) -> BoxFuture<'_, Result<ExitStatus, SandboxError>> {

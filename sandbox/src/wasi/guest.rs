@@ -16,7 +16,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 
 use super::cache::Compiled;
 use super::clock::Clock;
-use super::control::WasiControl;
+use super::control::{GuestUsage, WasiControl};
 use super::{DEFAULT_CPU_DEADLINE, DEFAULT_MEMORY, TICK};
 use crate::{ExitStatus, Instance, SandboxError, SandboxSpec, TrapCause};
 
@@ -102,12 +102,17 @@ impl HasHost for P2State {
 struct Limiter {
     inner: StoreLimits,
     refused: bool,
+    /// Bytes of linear memory the guest holds, for [`Usage`](crate::Usage).
+    memory: Arc<AtomicU64>,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = self.inner.memory_growing(current, desired, maximum)?;
         self.refused |= !ok;
+        if ok {
+            self.memory.fetch_add(desired.saturating_sub(current) as u64, Ordering::Relaxed);
+        }
         Ok(ok)
     }
 
@@ -190,10 +195,12 @@ pub(super) async fn start(
     let memory = spec.limits.memory.unwrap_or(DEFAULT_MEMORY);
     let deadline = spec.limits.cpu_deadline.unwrap_or(DEFAULT_CPU_DEADLINE);
     let killed = Arc::new(AtomicBool::new(false));
+    let usage = GuestUsage::default();
     let host = Host {
         limiter: Limiter {
             inner: StoreLimitsBuilder::new().memory_size(usize::try_from(memory).unwrap_or(usize::MAX)).build(),
             refused: false,
+            memory: Arc::clone(&usage.memory),
         },
         clock: Arc::clone(clock),
         last_input,
@@ -210,25 +217,25 @@ pub(super) async fn start(
             let mut store = store(engine, P1State { wasi: wasi.build_p1(), host });
             let instance = pre.instantiate_async(&mut store).await.map_err(failed)?;
             let entry = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(failed)?;
-            tokio::spawn(async move {
+            tokio::spawn(usage.timed(async move {
                 let outcome = entry.call_async(&mut store, ()).await;
                 exit_status(outcome.map(|()| 0), store)
-            })
+            }))
         }
         Loaded::Component(pre) => {
             let mut store = store(engine, P2State { ctx: wasi.build(), table: ResourceTable::new(), host });
             let command = pre.instantiate_async(&mut store).await.map_err(failed)?;
-            tokio::spawn(async move {
+            tokio::spawn(usage.timed(async move {
                 let outcome = command.wasi_cli_run().call_run(&mut store).await;
                 exit_status(outcome.map(|r| if r.is_ok() { 0 } else { 1 }), store)
-            })
+            }))
         }
     };
     Ok(Instance {
         stdin: Box::new(stdin_w),
         stdout: Box::new(stdout_r),
         stderr: Box::new(stderr_r),
-        control: Box::new(WasiControl::new(task, killed)),
+        control: Box::new(WasiControl::new(task, killed, usage)),
     })
 }
 

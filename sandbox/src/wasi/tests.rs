@@ -169,3 +169,29 @@ async fn a_cache_directory_others_may_write_is_not_used() {
     assert_eq!(wait(&mut inst).await, ExitStatus::Code(3));
     assert_eq!(std::fs::read_dir(cache.path()).expect("read").count(), 0);
 }
+
+#[tokio::test]
+async fn usage_counts_a_guests_computing_and_its_memory() {
+    let sandbox = sandbox();
+    // Waiting for input costs no CPU time.
+    let g = guest(CAT);
+    let inst = sandbox.launch(&g.spec).await.expect("launch");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = (inst.control.usage())().await;
+    assert!(idle.cpu.is_some_and(|c| c < Duration::from_millis(100)), "{idle:?}");
+    assert_eq!(idle.memory, Some(64 << 10), "one page");
+    // Spinning does.
+    let g = guest(SPIN);
+    let mut inst = sandbox.launch(&g.spec).await.expect("launch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = (inst.control.usage())().await;
+    assert!(busy.cpu.is_some_and(|c| c >= Duration::from_millis(100)), "{busy:?}");
+    inst.control.kill().await.expect("kill");
+    // Grown memory is counted.
+    let mut g = guest(GROW);
+    g.spec.limits.memory = Some(16 << 20);
+    let mut inst = sandbox.launch(&g.spec).await.expect("launch");
+    let probe = inst.control.usage();
+    assert_eq!(wait(&mut inst).await, ExitStatus::Code(0));
+    assert_eq!(probe().await.memory, Some(101 * (64 << 10)));
+}

@@ -40,12 +40,14 @@ pub(crate) struct InstancePath {
     responses((status = 200, description = "Pools and their instances", body = Vec<PoolInstances>))
 )]
 pub(crate) async fn list(_: Admin, State(app): State<Arc<AppState>>) -> Response {
-    let all: Vec<PoolInstances> = app
+    let mut all: Vec<PoolInstances> = app
         .hosting
         .instances()
         .into_iter()
         .map(|(connector, pool, instances)| PoolInstances { connector, pool, instances })
         .collect();
+    let reads = all.iter_mut().flat_map(|p| p.instances.iter_mut()).map(InstanceInfo::read_usage);
+    futures_util::future::join_all(reads).await;
     Json(all).into_response()
 }
 
