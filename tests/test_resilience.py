@@ -149,3 +149,27 @@ async def test_a_wedged_server_is_replaced(tmp_path):
         assert counter(metrics, "berth_health_check_failures_total", name) >= 1
     finally:
         s.stop()
+
+
+async def test_a_server_computing_past_its_health_timeout_is_kept(tmp_path):
+    """A single-threaded server busy with one long call answers no ping; its
+    sandbox charges it CPU time meanwhile, so it is computing, not wedged."""
+    name = "dev.berth.test/busy"
+    s = serve(tmp_path, "--no-examples")
+    try:
+        doc = first_party_manifest(name=name, health={"intervalSeconds": 1, "timeoutSeconds": 1})
+        assert post_manifest(s, doc).status_code == 201
+        url = s.mcp(name)
+        async with httpx.AsyncClient() as client:
+            assert "result" in await tool_call(client, url, "echo", {"text": "up"})
+            before = [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
+            # Health checks come and go unanswered while it computes.
+            msg = await tool_call(client, url, "hog", {"ms": 6000})
+            assert "result" in msg and not msg["result"].get("isError"), msg
+            now = [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
+            assert now == before, f"replaced while computing: {before} -> {now}"
+        assert "is computing; keeping it" in "\n".join(s.log_lines)
+        metrics = httpx.get(f"{s.base}/metrics").text
+        assert counter(metrics, "berth_health_check_failures_total", name) == 0
+    finally:
+        s.stop()

@@ -35,6 +35,15 @@ pub fn freeze() {
     FROZEN.store(true, Ordering::Release);
 }
 
+/// Set while the `hog` tool computes: the pump holds every message, as a
+/// single-threaded server busy with one call would answer nothing else.
+static HELD: AtomicBool = AtomicBool::new(false);
+
+/// Holds (or releases) every message the server writes.
+pub fn hold(on: bool) {
+    HELD.store(on, Ordering::Release);
+}
+
 /// Starts the pump on the current runtime.
 pub fn spawn() -> Stdout {
     let (writer, reader) = tokio::io::duplex(1 << 20);
@@ -52,6 +61,9 @@ async fn pump(reader: DuplexStream, mut raw_lines: mpsc::UnboundedReceiver<Vec<u
     loop {
         if FROZEN.load(Ordering::Acquire) {
             std::future::pending::<()>().await;
+        }
+        while HELD.load(Ordering::Acquire) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         tokio::select! {
             // Raw lines first: a tool queues them before rmcp writes its reply,

@@ -71,6 +71,15 @@ impl TestServer {
         blocking(move || hostile::spin(ms)).await
     }
 
+    #[tool(description = "Compute for ms milliseconds answering nothing meanwhile (not even ping), as a \
+                       single-threaded server busy with one call would; then answer.")]
+    async fn hog(&self, Parameters(Spin { ms }): Parameters<Spin>) -> Result<CallToolResult, ErrorData> {
+        crate::output::hold(true);
+        let spun = blocking(move || hostile::spin(ms)).await;
+        crate::output::hold(false);
+        spun
+    }
+
     #[tool(description = "Hostile: try a TCP connection to ip:port.")]
     async fn connect(&self, Parameters(Addr { addr }): Parameters<Addr>) -> Result<CallToolResult, ErrorData> {
         blocking(move || hostile::connect(&addr)).await
