@@ -102,3 +102,35 @@ def test_a_signed_in_user_manages_their_own_tokens(berth):
     assert browser.delete(f"{url}/{other}").status_code == 404, "not theirs to revoke"
     assert browser.delete(f"{url}/{pat_id}").status_code == 204
     assert echo(berth, TWO, token).status_code == 401
+
+
+def test_replicas_on_one_database_agree_on_tokens_within_seconds(tmp_path):
+    """Two `berth serve` replicas share PostgreSQL (as behind a load
+    balancer): a token made on one works on the other, and one revoked on
+    either stops working on both, within a few seconds."""
+    from conftest import wait_for
+    from test_catalog import fresh_postgres_database
+
+    db = fresh_postgres_database()
+    flags = ["--no-examples", "--database", db, "--auth", "oauth", "--admin-token", "replicas-admin-7f2e"]
+    a = serve(tmp_path / "a", *flags)
+    b = serve(tmp_path / "b", *flags)
+    try:
+        admin = {"Authorization": "Bearer replicas-admin-7f2e"}
+        made = httpx.post(f"{a.base}/admin/v1/tokens", json={"user": "ops", "name": "both", "admin": True}, headers=admin)
+        assert made.status_code == 201, made.text
+        bearer = {"Authorization": f"Bearer {made.json()['token']}"}
+
+        def status(replica) -> int:
+            return httpx.get(f"{replica.base}/admin/v1/connectors", headers=bearer).status_code
+
+        assert status(a) == 200
+        assert wait_for(lambda: status(b) == 200, timeout=6), "the token never worked on the other replica"
+        gone = httpx.delete(f"{b.base}/admin/v1/tokens/{made.json()['id']}", headers=admin)
+        assert gone.status_code == 204
+        refused = (401, 403)
+        assert status(b) in refused
+        assert wait_for(lambda: status(a) in refused, timeout=6), "a token revoked on one replica still works on the other"
+    finally:
+        a.stop()
+        b.stop()

@@ -4,6 +4,7 @@
 //! the token is stored; the token itself is shown once, at creation.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -65,11 +66,27 @@ pub enum PatUse<'a> {
     Admin,
 }
 
-/// The live tokens, by hash; written through to the database.
+/// The live tokens, by hash; written through to the database and reread
+/// from it (see [`Pats::reload`]).
 #[derive(Default)]
 pub struct Pats {
     by_hash: RwLock<HashMap<String, PatInfo>>,
     db: Option<AnyPool>,
+    /// Bumped by every local write, so a reload that raced one is dropped
+    /// rather than bringing back what the write just changed.
+    writes: AtomicU64,
+}
+
+/// Every stored token, by hash.
+async fn stored(db: &AnyPool) -> Result<HashMap<String, PatInfo>, sqlx::Error> {
+    let rows = sqlx::query("SELECT token_hash, info FROM berth_oauth_pats").fetch_all(db).await?;
+    let mut all = HashMap::with_capacity(rows.len());
+    for r in rows {
+        if let Ok(info) = serde_json::from_str::<PatInfo>(&r.try_get::<String, _>("info")?) {
+            all.insert(r.try_get("token_hash")?, info);
+        }
+    }
+    Ok(all)
 }
 
 fn hash(token: &str) -> String {
@@ -79,15 +96,23 @@ fn hash(token: &str) -> String {
 impl Pats {
     /// Loads the unrevoked tokens stored in `db` and keeps writing there.
     pub async fn load(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
-        let rows = sqlx::query("SELECT token_hash, info FROM berth_oauth_pats").fetch_all(&db).await?;
-        let mut all = self.by_hash.write();
-        for r in rows {
-            if let Ok(info) = serde_json::from_str::<PatInfo>(&r.try_get::<String, _>("info")?) {
-                all.insert(r.try_get("token_hash")?, info);
-            }
-        }
-        drop(all);
+        *self.by_hash.write() = stored(&db).await?;
         self.db = Some(db);
+        Ok(())
+    }
+
+    /// Rereads the stored tokens, so that one another replica created
+    /// works here and one it revoked stops working here.
+    pub async fn reload(&self) -> Result<(), sqlx::Error> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let before = self.writes.load(Ordering::Acquire);
+        let all = stored(db).await?;
+        // Every local write bumps the counter before and after it, so one
+        // that overlapped this read in any part is seen here.
+        let mut map = self.by_hash.write();
+        if self.writes.load(Ordering::Acquire) == before {
+            *map = all;
+        }
         Ok(())
     }
 
@@ -101,6 +126,7 @@ impl Pats {
         admin_via: Option<&str>,
         ttl: Duration,
     ) -> Result<(String, PatInfo), sqlx::Error> {
+        self.writes.fetch_add(1, Ordering::AcqRel);
         let token = format!("{PREFIX}{}", B64.encode(rand::random::<[u8; 32]>()));
         let now = now_ms();
         let info = PatInfo {
@@ -124,6 +150,7 @@ impl Pats {
                 .await?;
         }
         self.by_hash.write().insert(h, info.clone());
+        self.writes.fetch_add(1, Ordering::AcqRel);
         tracing::info!(user, id = %info.id, name, admin, "personal access token created");
         Ok((token, info))
     }
@@ -137,22 +164,26 @@ impl Pats {
             .find(|(_, i)| i.id == id && user.is_none_or(|u| u == i.user))
             .map(|(h, _)| h.clone());
         let Some(h) = found else { return Ok(false) };
+        self.writes.fetch_add(1, Ordering::AcqRel);
         if let Some(db) = &self.db {
             sqlx::query("DELETE FROM berth_oauth_pats WHERE token_hash = $1").bind(&h).execute(db).await?;
         }
         self.by_hash.write().remove(&h);
+        self.writes.fetch_add(1, Ordering::AcqRel);
         tracing::info!(id, "personal access token revoked");
         Ok(true)
     }
 
     /// Revokes every token of `user`; how many there were.
     pub async fn revoke_user(&self, user: &str) -> Result<usize, sqlx::Error> {
+        self.writes.fetch_add(1, Ordering::AcqRel);
         if let Some(db) = &self.db {
             sqlx::query("DELETE FROM berth_oauth_pats WHERE user_id = $1").bind(user).execute(db).await?;
         }
         let mut all = self.by_hash.write();
         let before = all.len();
         all.retain(|_, i| i.user != user);
+        self.writes.fetch_add(1, Ordering::AcqRel);
         let revoked = before - all.len();
         tracing::info!(user, revoked, "personal access tokens revoked");
         Ok(revoked)

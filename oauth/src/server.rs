@@ -23,6 +23,11 @@ use crate::pats::Pats;
 use crate::token::{self, AccessClaims, TokenError};
 use crate::users::Users;
 
+async fn stored_sign_outs(db: &AnyPool) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows = sqlx::query("SELECT user_id, before_ms FROM berth_oauth_sign_outs").fetch_all(db).await?;
+    rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("before_ms")?))).collect()
+}
+
 /// How long a browser stays signed in to berth.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
@@ -173,13 +178,24 @@ impl AuthorizationServer {
         self.clients.load(db.clone()).await?;
         self.pats.load(db.clone()).await?;
         self.grants.load(db.clone()).await?;
-        let rows = sqlx::query("SELECT user_id, before_ms FROM berth_oauth_sign_outs").fetch_all(&db).await?;
-        let mut sign_outs = self.sign_outs.write();
-        for r in rows {
-            sign_outs.insert(r.try_get("user_id")?, r.try_get("before_ms")?);
-        }
-        drop(sign_outs);
+        *self.sign_outs.write() = stored_sign_outs(&db).await?;
         self.db = Some(db);
+        Ok(())
+    }
+
+    /// Rereads what other replicas may have changed in the shared database:
+    /// personal access tokens created or revoked, users signed out (a sign-out
+    /// only ever moves later, so merging keeps the latest). Run every few
+    /// seconds by a multi-replica deployment; a no-op without a database.
+    pub async fn resync(&self) -> Result<(), sqlx::Error> {
+        let Some(db) = &self.db else { return Ok(()) };
+        self.pats.reload().await?;
+        let stored = stored_sign_outs(db).await?;
+        let mut sign_outs = self.sign_outs.write();
+        for (user, before) in stored {
+            let at = sign_outs.entry(user).or_insert(before);
+            *at = (*at).max(before);
+        }
         Ok(())
     }
 

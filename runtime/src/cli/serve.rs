@@ -334,6 +334,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let auth = authorization_server(&settings, addr, oauth_db.clone()).await?;
+    if let Some(auth) = &auth {
+        resync_every(AUTH_RESYNC, Arc::downgrade(auth));
+    }
     let broker =
         auth.as_ref().map(|a| Arc::new(Broker::new(oauth_db, sealer, format!("{}/connect/callback", a.issuer()))));
     let login = match (&auth, &settings.oidc) {
@@ -419,6 +422,23 @@ async fn authorization_server(
     }
     tracing::info!(issuer = server.issuer(), "MCP URLs need OAuth access tokens");
     Ok(Some(Arc::new(server)))
+}
+
+/// How often a replica rereads the tokens and sign-outs other replicas may
+/// have changed in the shared database: a revoked token stops working
+/// everywhere within this.
+const AUTH_RESYNC: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn resync_every(period: std::time::Duration, auth: std::sync::Weak<AuthorizationServer>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(auth) = auth.upgrade() else { return };
+            if let Err(e) = auth.resync().await {
+                tracing::warn!(error = %e, "rereading tokens and sign-outs");
+            }
+        }
+    });
 }
 
 /// How long a token signing key signs before a new one takes over.
