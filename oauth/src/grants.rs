@@ -62,7 +62,8 @@ pub enum GrantError {
 
 /// The live codes and refresh tokens. Refresh tokens are written through
 /// to the database when there is one, so a restart does not log every
-/// client out; codes live a minute and stay in memory.
+/// client out, and rotated against it (see [`Grants::rotate`]), so replicas
+/// sharing it agree; codes live a minute and stay in memory.
 #[derive(Default)]
 pub struct Grants {
     inner: Mutex<State>,
@@ -206,9 +207,75 @@ impl Grants {
         client_id: &str,
         refresh_ttl: Duration,
     ) -> Result<(Grant, String), GrantError> {
+        if let Some(db) = &self.db {
+            return self.rotate_stored(db, token, client_id, refresh_ttl).await;
+        }
         let (result, writes) = self.rotate_locked(token, client_id, refresh_ttl);
         self.store(writes).await?;
         result
+    }
+
+    /// [`Grants::rotate`] with the database as the judge, so that replicas
+    /// sharing it agree: a token made on another replica is honoured here,
+    /// and of two replicas presented the same token only the one whose
+    /// conditional update spends it wins; the other sees a replay.
+    async fn rotate_stored(
+        &self,
+        db: &AnyPool,
+        token: &str,
+        client_id: &str,
+        refresh_ttl: Duration,
+    ) -> Result<(Grant, String), GrantError> {
+        let storage = |e: sqlx::Error| {
+            tracing::error!(error = %e, "refresh token store");
+            GrantError::Storage
+        };
+        let h = hash(token);
+        let row = sqlx::query(
+            "SELECT family, client_id, user_id, resource, scope, used, expires_ms \
+             FROM berth_oauth_refresh WHERE token_hash = $1",
+        )
+        .bind(&h)
+        .fetch_optional(db)
+        .await
+        .map_err(storage)?
+        .ok_or(GrantError::Unknown)?;
+        let get = |c: &str| row.try_get::<String, _>(c).map_err(storage);
+        let family = get("family")?;
+        let grant = Grant {
+            client_id: get("client_id")?,
+            user: get("user_id")?,
+            resource: get("resource")?,
+            scope: get("scope")?,
+        };
+        let used = row.try_get::<i64, _>("used").map_err(storage)? != 0;
+        // The same order of checks as without a database.
+        if !used && row.try_get::<i64, _>("expires_ms").map_err(storage)? <= now_ms() {
+            return Err(GrantError::Unknown);
+        }
+        if !used && grant.client_id != client_id {
+            return Err(GrantError::Mismatch);
+        }
+        let spent = !used
+            && sqlx::query("UPDATE berth_oauth_refresh SET used = 1 WHERE token_hash = $1 AND used = 0")
+                .bind(&h)
+                .execute(db)
+                .await
+                .map_err(storage)?
+                .rows_affected()
+                == 1;
+        if !spent {
+            tracing::warn!(family, "refresh token reused; its family is revoked");
+            let write = revoke(&mut self.inner.lock(), family);
+            self.store(vec![write]).await?;
+            return Err(GrantError::Replayed);
+        }
+        if let Some(r) = self.inner.lock().refresh.get_mut(&h) {
+            r.used = true;
+        }
+        let (next, write) = issue(&mut self.inner.lock(), grant.clone(), family, refresh_ttl);
+        self.store(vec![write]).await?;
+        Ok((grant, next))
     }
 
     fn rotate_locked(
@@ -406,5 +473,31 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let g = stored(&url).await;
         assert_eq!(g.rotate(&r1, "c", Duration::from_secs(60)).await.err(), Some(GrantError::Unknown));
+    }
+
+    #[tokio::test]
+    async fn replicas_sharing_a_database_honour_and_spend_each_others_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let ttl = Duration::from_secs(60);
+        let (a, b) = (stored(&url).await, stored(&url).await);
+        let code = a.code(grant(), "https://a/cb", CHALLENGE, ttl);
+        let (_, r1) = a.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).await.unwrap();
+        // Made on a, rotated on b (which never saw it in memory).
+        let (granted, r2) = b.rotate(&r1, "c", ttl).await.unwrap();
+        assert_eq!(granted.user, "alice");
+        // a still remembers r1 as unspent; the database says otherwise.
+        assert_eq!(a.rotate(&r1, "c", ttl).await.err(), Some(GrantError::Replayed));
+        assert_eq!(b.rotate(&r2, "c", ttl).await.err(), Some(GrantError::Unknown), "the family is revoked for both");
+        // Only one of two replicas racing to spend the same token wins.
+        let code = a.code(grant(), "https://a/cb", CHALLENGE, ttl);
+        let (_, r) = a.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).await.unwrap();
+        let (x, y) = tokio::join!(a.rotate(&r, "c", ttl), b.rotate(&r, "c", ttl));
+        assert_eq!([x.is_ok(), y.is_ok()].iter().filter(|ok| **ok).count(), 1, "{x:?} {y:?}");
+        // A mismatched client spends nothing.
+        let code = a.code(grant(), "https://a/cb", CHALLENGE, ttl);
+        let (_, r) = a.redeem(&code, "c", "https://a/cb", VERIFIER, ttl).await.unwrap();
+        assert_eq!(b.rotate(&r, "other", ttl).await.err(), Some(GrantError::Mismatch));
+        assert!(b.rotate(&r, "c", ttl).await.is_ok());
     }
 }
