@@ -131,6 +131,17 @@ def test_replicas_on_one_database_agree_on_tokens_within_seconds(tmp_path):
         refused = (401, 403)
         assert status(b) in refused
         assert wait_for(lambda: status(a) in refused, timeout=6), "a token revoked on one replica still works on the other"
+
+        # A client registered through one replica is known to the other.
+        client_id = register(a).json()["client_id"]
+        _, challenge = pkce()
+
+        def known_on_b(cid: str) -> bool:
+            page = httpx.get(authorize_url(b, cid, challenge, resource=f"{b.base}/mcp/x"))
+            return "unknown client_id" not in page.text
+
+        assert not known_on_b("never-registered")
+        assert wait_for(lambda: known_on_b(client_id), timeout=6), "a client registered on one replica is unknown to the other"
     finally:
         a.stop()
         b.stop()

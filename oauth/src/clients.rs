@@ -69,15 +69,22 @@ impl Clients {
 
     /// Loads the clients stored in `db` and keeps writing there.
     pub(crate) async fn load(&mut self, db: AnyPool) -> Result<(), sqlx::Error> {
-        let rows = sqlx::query("SELECT client FROM berth_oauth_clients").fetch_all(&db).await?;
+        self.db = Some(db);
+        self.reload().await
+    }
+
+    /// Adds the stored clients this replica does not know yet (registered
+    /// through another replica). Registrations are never changed, so adding
+    /// is all a reread needs to do.
+    pub(crate) async fn reload(&self) -> Result<(), sqlx::Error> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let rows = sqlx::query("SELECT client FROM berth_oauth_clients").fetch_all(db).await?;
         let mut map = self.by_id.write();
         for r in rows {
             if let Ok(c) = serde_json::from_str::<Client>(&r.try_get::<String, _>("client")?) {
-                map.insert(c.client_id.clone(), c);
+                map.entry(c.client_id.clone()).or_insert(c);
             }
         }
-        drop(map);
-        self.db = Some(db);
         Ok(())
     }
 

@@ -184,11 +184,13 @@ impl AuthorizationServer {
     }
 
     /// Rereads what other replicas may have changed in the shared database:
-    /// personal access tokens created or revoked, users signed out (a sign-out
-    /// only ever moves later, so merging keeps the latest). Run every few
-    /// seconds by a multi-replica deployment; a no-op without a database.
+    /// clients registered, personal access tokens created or revoked, users
+    /// signed out (a sign-out only ever moves later, so merging keeps the
+    /// latest). Run every few seconds by a multi-replica deployment; a no-op
+    /// without a database.
     pub async fn resync(&self) -> Result<(), sqlx::Error> {
         let Some(db) = &self.db else { return Ok(()) };
+        self.clients.reload().await?;
         self.pats.reload().await?;
         let stored = stored_sign_outs(db).await?;
         let mut sign_outs = self.sign_outs.write();
