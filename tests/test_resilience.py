@@ -12,6 +12,7 @@ import anyio
 import httpx
 import pytest
 
+from conftest import wait_for
 from mcp_http import messages, modern_body, modern_headers
 from test_catalog import first_party_manifest, post_manifest, serve
 
@@ -171,5 +172,25 @@ async def test_a_server_computing_past_its_health_timeout_is_kept(tmp_path):
         assert "is computing; keeping it" in "\n".join(s.log_lines)
         metrics = httpx.get(f"{s.base}/metrics").text
         assert counter(metrics, "berth_health_check_failures_total", name) == 0
+    finally:
+        s.stop()
+
+
+async def test_instance_gauges_fall_to_zero_when_a_connector_stops_being_served(tmp_path):
+    """A restart (a secret changed) drops the running version; its gauges
+    must say so rather than keep showing its last instances."""
+    name = "dev.berth.test/gauged"
+    s = serve(tmp_path, "--no-examples")
+    try:
+        doc = first_party_manifest(name=name)
+        doc["packages"][0]["environmentVariables"] = [{"name": "BERTH_TEST_TOKEN", "isSecret": False}]
+        assert post_manifest(s, doc).status_code == 201
+        ready = lambda: counter(httpx.get(f"{s.base}/metrics").text, "berth_instances", name, 'state="ready"')  # noqa: E731
+        async with httpx.AsyncClient() as client:
+            assert "result" in await tool_call(client, s.mcp(name), "echo", {"text": "up"})
+        assert wait_for(lambda: ready() == 1, timeout=5), "the running instance was never counted"
+        secret = f"{s.base}/admin/v1/connectors/{name}/secrets/BERTH_TEST_TOKEN"
+        assert httpx.put(secret, json={"value": "v2"}, headers=s.admin()).status_code == 204
+        assert wait_for(lambda: ready() == 0, timeout=5), "the gauge kept the stopped version's instance"
     finally:
         s.stop()

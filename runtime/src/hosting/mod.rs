@@ -136,6 +136,10 @@ pub struct Hosting {
     bundles: Bundles,
     /// Each bundle's endpoint, by bundle name.
     bundle_endpoints: Mutex<HashMap<String, BundleEndpoint>>,
+    /// The connectors the instance gauges were last set for, so one that
+    /// stops being served (restarted, withdrawn) is set to zero, not left
+    /// showing its last instances.
+    gauged: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Hosting {
@@ -161,6 +165,7 @@ impl Hosting {
             creating: Mutex::new(HashMap::new()),
             bundles: Bundles::new(db.clone()),
             bundle_endpoints: Mutex::new(HashMap::new()),
+            gauged: Mutex::default(),
         });
         crate::tick::every_second(&hosting, |h| h.tend());
         hosting
@@ -409,15 +414,20 @@ impl Hosting {
     /// Scales every pool to its autoscaler's decision, and reports
     /// instances by state and queue depth per connector version.
     fn tend(&self) {
+        let mut gauged = std::collections::HashSet::new();
         for (connector, e) in self.served() {
             e.pools.tend();
             let instances: Vec<InstanceInfo> = e.pools.instances().into_iter().flat_map(|(_, i)| i).collect();
-            for state in InstanceState::ALL {
-                let n = instances.iter().filter(|i| i.state == state).count();
-                metrics::gauge!("berth_instances", "connector" => connector.clone(), "state" => state.as_str())
-                    .set(n as f64);
-            }
-            metrics::gauge!("berth_queue_depth", "connector" => connector).set(e.pools.queued() as f64);
+            let count = |state| instances.iter().filter(|i| i.state == state).count();
+            gauge(&connector, count, e.pools.queued());
+            gauged.insert(connector);
+        }
+        let gone: Vec<String> = std::mem::replace(&mut *self.gauged.lock(), gauged.clone())
+            .into_iter()
+            .filter(|c| !gauged.contains(c))
+            .collect();
+        for connector in gone {
+            gauge(&connector, |_| 0, 0);
         }
     }
 
@@ -466,4 +476,13 @@ impl Hosting {
             e.pools.shutdown();
         }
     }
+}
+
+/// Sets a connector's instance gauges (`count` per state) and queue depth.
+fn gauge(connector: &str, count: impl Fn(InstanceState) -> usize, queued: usize) {
+    for state in InstanceState::ALL {
+        metrics::gauge!("berth_instances", "connector" => connector.to_owned(), "state" => state.as_str())
+            .set(count(state) as f64);
+    }
+    metrics::gauge!("berth_queue_depth", "connector" => connector.to_owned()).set(queued as f64);
 }

@@ -97,8 +97,11 @@ pub struct HostStatus {
     retry_at: Option<Instant>,
 }
 
-/// Numbers hosts, so the admin API can name one.
-static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Numbers hosts, so the admin API can name one. Counting starts at a
+/// random point, so an id noted before a restart (or on another replica)
+/// names nothing here rather than some other instance.
+static NEXT_ID: std::sync::LazyLock<std::sync::atomic::AtomicU64> =
+    std::sync::LazyLock::new(|| std::sync::atomic::AtomicU64::new(u64::from(rand::random::<u32>()) + 1));
 
 /// Supervises one connector's server process.
 pub struct Host {
