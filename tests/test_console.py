@@ -153,6 +153,7 @@ async def test_the_console_shows_connectors_versions_and_live_instances(world, b
     live = [i for p in api(world, "/instances") if p["connector"] == f"{CONNECTOR}@1.0.0" for i in p["instances"]]
     assert rows and live, (rows, live)
     assert {r["cells"][2] for r in rows} == {str(i["pid"]) for i in live}
+    assert all(r["cells"][5].endswith(" s") and r["cells"][6].endswith(" MiB") for r in rows), rows
     assert all(r["data"]["state"] == "ready" for r in rows)
     for i in live:
         os.kill(i["pid"], 0)  # a real process

@@ -152,6 +152,8 @@ async function loadInstances() {
           el("td", {}, i.pid ?? ""),
           el("td", { class: `state-${i.state}` }, i.state),
           el("td", {}, i.in_flight),
+          el("td", {}, i.cpu_seconds == null ? "" : `${i.cpu_seconds.toFixed(2)} s`),
+          el("td", {}, i.memory_bytes == null ? "" : `${(i.memory_bytes / 1048576).toFixed(1)} MiB`),
         ),
       );
     }
