@@ -6,6 +6,7 @@ it held at once rather than at its deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import anyio
@@ -126,54 +127,59 @@ async def test_a_crash_looping_server_opens_the_circuit(tmp_path):
         s.stop()
 
 
-async def test_a_wedged_server_is_replaced(tmp_path):
-    name = "dev.berth.test/wedged"
+@contextlib.asynccontextmanager
+async def health_checked(tmp_path, name: str):
+    """berth serving `name` with a health check every second (1 s to
+    answer), its first instance up: yields berth, a client and the pids of
+    the ready instances."""
     s = serve(tmp_path, "--no-examples")
     try:
         doc = first_party_manifest(name=name, health={"intervalSeconds": 1, "timeoutSeconds": 1})
         assert post_manifest(s, doc).status_code == 201
-        url = s.mcp(name)
         async with httpx.AsyncClient() as client:
-            assert "result" in await tool_call(client, url, "echo", {"text": "up"})
-            before = [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
-            t0 = time.monotonic()
-            # The server stops itself (SIGSTOP): it is alive and answers nothing.
-            msg = await tool_call(client, url, "freeze", {})
-            elapsed = time.monotonic() - t0
-            assert "error" in msg and "ended" in msg["error"]["message"], msg
-            assert elapsed < 8, f"the wedged call failed only after {elapsed:.1f}s"
-            after = await tool_call(client, url, "echo", {"text": "again"})
-            assert after["result"]["content"][0]["text"] == "again"
-            now = [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
-            assert now and now != before, f"not replaced: {before} -> {now}"
-        metrics = httpx.get(f"{s.base}/metrics").text
-        assert counter(metrics, "berth_health_check_failures_total", name) >= 1
+            assert "result" in await tool_call(client, s.mcp(name), "echo", {"text": "up"})
+            yield s, client, ready_pids(s, name)
     finally:
         s.stop()
+
+
+def ready_pids(s, name: str) -> list[int]:
+    return [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
+
+
+def health_failures(s, name: str) -> float:
+    return counter(httpx.get(f"{s.base}/metrics").text, "berth_health_check_failures_total", name)
+
+
+async def test_a_wedged_server_is_replaced(tmp_path):
+    name = "dev.berth.test/wedged"
+    async with health_checked(tmp_path, name) as (s, client, before):
+        url = s.mcp(name)
+        t0 = time.monotonic()
+        # The server stops itself (SIGSTOP): it is alive and answers nothing.
+        msg = await tool_call(client, url, "freeze", {})
+        elapsed = time.monotonic() - t0
+        assert "error" in msg and "ended" in msg["error"]["message"], msg
+        assert elapsed < 8, f"the wedged call failed only after {elapsed:.1f}s"
+        after = await tool_call(client, url, "echo", {"text": "again"})
+        assert after["result"]["content"][0]["text"] == "again"
+        now = ready_pids(s, name)
+        assert now and now != before, f"not replaced: {before} -> {now}"
+        assert health_failures(s, name) >= 1
 
 
 async def test_a_server_computing_past_its_health_timeout_is_kept(tmp_path):
     """A single-threaded server busy with one long call answers no ping; its
     sandbox charges it CPU time meanwhile, so it is computing, not wedged."""
     name = "dev.berth.test/busy"
-    s = serve(tmp_path, "--no-examples")
-    try:
-        doc = first_party_manifest(name=name, health={"intervalSeconds": 1, "timeoutSeconds": 1})
-        assert post_manifest(s, doc).status_code == 201
-        url = s.mcp(name)
-        async with httpx.AsyncClient() as client:
-            assert "result" in await tool_call(client, url, "echo", {"text": "up"})
-            before = [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
-            # Health checks come and go unanswered while it computes.
-            msg = await tool_call(client, url, "hog", {"ms": 6000})
-            assert "result" in msg and not msg["result"].get("isError"), msg
-            now = [i["pid"] for i in rows(s, name) if i["state"] == "ready"]
-            assert now == before, f"replaced while computing: {before} -> {now}"
+    async with health_checked(tmp_path, name) as (s, client, before):
+        # Health checks come and go unanswered while it computes.
+        msg = await tool_call(client, s.mcp(name), "hog", {"ms": 6000})
+        assert "result" in msg and not msg["result"].get("isError"), msg
+        now = ready_pids(s, name)
+        assert now == before, f"replaced while computing: {before} -> {now}"
         assert "is computing; keeping it" in "\n".join(s.log_lines)
-        metrics = httpx.get(f"{s.base}/metrics").text
-        assert counter(metrics, "berth_health_check_failures_total", name) == 0
-    finally:
-        s.stop()
+        assert health_failures(s, name) == 0
 
 
 async def test_instance_gauges_fall_to_zero_when_a_connector_stops_being_served(tmp_path):

@@ -175,22 +175,53 @@ fn migrator() -> Migrator {
     )])
 }
 
+/// Connects to the database at `url` — `sqlite://PATH` (created if
+/// needed) or `postgres://…` — as the one pool a berth process shares: the
+/// catalog here, and the runtime's and the OAuth crate's tables, which each
+/// migrate it with a history of their own.
+pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let sqlite = url.starts_with("sqlite:");
+    let url = if sqlite && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        // The busy timeout is a connection's own setting: every connection
+        // gets it, so concurrent writers queue instead of failing.
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    if sqlite {
+        // WAL (a property of the database file) lets readers continue
+        // while a publish writes.
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+    }
+    Ok(pool)
+}
+
 impl Store {
-    /// Opens (creating if needed) the database at `url` — `sqlite://PATH`
-    /// or `postgres://…` — and brings its schema up to date.
+    /// Opens (creating if needed) the database at `url` (see [`connect`])
+    /// and brings the catalog's schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let url =
-            if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
-        let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
-        if url.starts_with("sqlite:") {
-            // WAL lets readers continue while a publish writes; the busy
-            // timeout makes concurrent writers queue instead of failing.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA busy_timeout = 10000").execute(&pool).await?;
-        }
+        Self::on(connect(url).await?).await
+    }
+
+    /// The catalog in a database already connected, its schema brought up
+    /// to date.
+    pub async fn on(pool: AnyPool) -> Result<Self, StoreError> {
         migrator().run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The database pool, for the other parts of berth that keep tables in it.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Publishes a new version. Refuses one that exists, whatever its status.

@@ -4,7 +4,6 @@
 
 use sqlx::AnyPool;
 use sqlx::SqlSafeStr;
-use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 fn migrator() -> Migrator {
@@ -23,14 +22,8 @@ fn migrator() -> Migrator {
     m
 }
 
-/// Opens the database at `url` and brings the runtime's tables up to date.
-pub async fn open(url: &str) -> Result<AnyPool, sqlx::Error> {
-    sqlx::any::install_default_drivers();
-    let url = if url.starts_with("sqlite:") && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_owned() };
-    let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
-    if url.starts_with("sqlite:") {
-        sqlx::query("PRAGMA busy_timeout = 10000").execute(&pool).await?;
-    }
-    migrator().run(&pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
-    Ok(pool)
+/// Brings the runtime's tables in `pool` (the catalog's, see
+/// `berth_catalog::store::connect`) up to date.
+pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    migrator().run(pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))
 }

@@ -302,9 +302,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     berth_oauth::trust_extra_roots(&extra_roots).map_err(|e| anyhow::anyhow!("--extra-ca: {e}"))?;
     let store =
         Store::open(&settings.database).await.with_context(|| format!("opening {}", redact(&settings.database)))?;
-    let runtime_db = berth_runtime::db::open(&settings.database)
+    // One pool for the process: the catalog's, which the runtime's and the
+    // OAuth tables share (each with a migration history of its own).
+    let runtime_db = store.pool().clone();
+    berth_runtime::db::migrate(&runtime_db)
         .await
-        .with_context(|| format!("opening the runtime's tables in {}", redact(&settings.database)))?;
+        .with_context(|| format!("updating the runtime's tables in {}", redact(&settings.database)))?;
     let audit = AuditStore::new(runtime_db.clone());
     let groups = Groups::load(Some(runtime_db.clone())).await.context("loading group memberships")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -326,9 +329,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(keys) => Sealer::from_lines(&keys, "BERTH_SECRET_KEYS")?,
         Err(_) => Sealer::load_or_create(&settings.data_dir.join("secret-keys"))?,
     });
-    let oauth_db = berth_oauth::db::open(&settings.database)
+    let oauth_db = runtime_db.clone();
+    berth_oauth::db::migrate(&oauth_db)
         .await
-        .with_context(|| format!("opening the secrets and OAuth tables in {}", redact(&settings.database)))?;
+        .with_context(|| format!("updating the secrets and OAuth tables in {}", redact(&settings.database)))?;
     let secrets = SecretStore::new(oauth_db.clone(), sealer.clone());
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
