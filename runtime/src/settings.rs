@@ -46,16 +46,7 @@ impl RuntimeSettings {
     pub async fn load(db: Option<AnyPool>, audit_arguments: Arc<AtomicBool>) -> Result<Arc<Self>, sqlx::Error> {
         let settings = Arc::new(Self { db, audit_arguments });
         settings.reload().await?;
-        let weak = Arc::downgrade(&settings);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(REFRESH).await;
-                let Some(s) = weak.upgrade() else { return };
-                if let Err(e) = s.reload().await {
-                    tracing::warn!(error = %e, "rereading the run-time settings");
-                }
-            }
-        });
+        crate::tick::every(&settings, REFRESH, "rereading the run-time settings", |s| async move { s.reload().await });
         Ok(settings)
     }
 

@@ -339,7 +339,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let auth = authorization_server(&settings, addr, oauth_db.clone()).await?;
     if let Some(auth) = &auth {
-        resync_every(AUTH_RESYNC, Arc::downgrade(auth));
+        let what = "rereading tokens, clients and sign-outs";
+        berth_runtime::tick::every(auth, AUTH_RESYNC, what, |a| async move { a.resync().await });
     }
     let broker =
         auth.as_ref().map(|a| Arc::new(Broker::new(oauth_db, sealer, format!("{}/connect/callback", a.issuer()))));
@@ -432,18 +433,6 @@ async fn authorization_server(
 /// have changed in the shared database: a revoked token stops working
 /// everywhere within this.
 const AUTH_RESYNC: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn resync_every(period: std::time::Duration, auth: std::sync::Weak<AuthorizationServer>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(period).await;
-            let Some(auth) = auth.upgrade() else { return };
-            if let Err(e) = auth.resync().await {
-                tracing::warn!(error = %e, "rereading tokens and sign-outs");
-            }
-        }
-    });
-}
 
 /// How long a token signing key signs before a new one takes over.
 const KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
