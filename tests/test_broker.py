@@ -20,13 +20,11 @@ import httpx2
 import pytest
 from mcp import types
 from mcp.client import Client
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 from conftest import NODE_MODULES, REPO, follow
 from test_catalog import first_party_manifest, post_manifest, serve
-from test_oauth import Memory, free_port
+from test_oauth import Memory, free_port, sdk_provider
 
 pytestmark = pytest.mark.anyio
 CONNECTOR = "dev.berth.test/acts-as-you"
@@ -134,20 +132,8 @@ def connect(berth, user: str) -> httpx.Client:
 
 
 def sdk(berth, browser: httpx.Client, storage: Memory, connector: str = CONNECTOR):
-    captured: dict = {}
-
-    async def redirect_handler(authorize_url: str) -> None:
-        res = browse(browser, authorize_url, browser.user)
-        assert res.is_redirect, res.text
-        captured.update({k: v[0] for k, v in parse_qs(urlparse(res.headers["location"]).query).items()})
-
-    async def callback_handler() -> AuthorizationCodeResult:
-        return AuthorizationCodeResult(code=captured["code"], state=captured.get("state"), iss=captured.get("iss"))
-
-    provider = OAuthClientProvider(
-        server_url=berth.mcp(connector),
-        client_metadata=OAuthClientMetadata(client_name="broker test", redirect_uris=[REDIRECT], scope="mcp"),
-        storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
+    provider = sdk_provider(
+        berth.mcp(connector), storage, lambda url: browse(browser, url, browser.user), "broker test"
     )
     return streamable_http_client(berth.mcp(connector), http_client=httpx2.AsyncClient(auth=provider, follow_redirects=False))
 

@@ -23,12 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from mcp.client import Client
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 from test_catalog import first_party_manifest, post_manifest, serve
-from test_oauth import PASSWORD, REDIRECT, Memory, authorize_url, consent, exchange, pkce
+from test_oauth import PASSWORD, REDIRECT, Memory, authorize_url, consent, exchange, pkce, sdk_provider
 
 pytestmark = pytest.mark.anyio
 CONNECTOR = "dev.berth.test/oauth"
@@ -120,23 +118,11 @@ async def test_the_sdk_identifies_itself_by_its_metadata_document(world):
     url = site.publish("/sdk/client.json", client_name="Doc Client", redirect_uris=[REDIRECT])
     metadata = httpx.get(f"{berth.base}/.well-known/oauth-authorization-server").json()
     assert metadata["client_id_metadata_document_supported"] is True
-    captured: dict = {}
-
-    async def redirect_handler(authorize: str) -> None:
+    def approve(authorize: str) -> httpx.Response:
         assert parse_qs(urlparse(authorize).query)["client_id"] == [url], "no registration: the URL is the id"
-        res = consent(authorize)
-        assert res.status_code in (302, 303), res.text
-        captured.update({k: v[0] for k, v in parse_qs(urlparse(res.headers["location"]).query).items()})
+        return consent(authorize)
 
-    async def callback_handler() -> AuthorizationCodeResult:
-        return AuthorizationCodeResult(code=captured["code"], state=captured.get("state"), iss=captured.get("iss"))
-
-    provider = OAuthClientProvider(
-        server_url=berth.mcp(CONNECTOR),
-        client_metadata=OAuthClientMetadata(client_name="Doc Client", redirect_uris=[REDIRECT], scope="mcp"),
-        storage=Memory(), redirect_handler=redirect_handler, callback_handler=callback_handler,
-        client_metadata_url=url,
-    )
+    provider = sdk_provider(berth.mcp(CONNECTOR), Memory(), approve, "Doc Client", client_metadata_url=url)
     http = httpx2.AsyncClient(auth=provider, follow_redirects=False)
     async with Client(streamable_http_client(berth.mcp(CONNECTOR), http_client=http), mode="2026-07-28") as c:
         res = await c.call_tool("echo", {"text": "by document"})

@@ -80,24 +80,32 @@ def consent(authorize_url: str, *, user="alice", password=PASSWORD, decision="ap
         return browser.post(authorize_url.split("?")[0], data=form)
 
 
-def sdk_client(berth, url: str, storage: Memory):
+def sdk_provider(url: str, storage: Memory, approve, client_name: str, **kw) -> OAuthClientProvider:
+    """The official SDK's OAuth client for `url`, whose consent step is
+    `approve(authorize_url)` (a response redirecting back with the code);
+    `kw` goes to the provider (e.g. `client_metadata_url`)."""
     captured: dict = {}
 
     async def redirect_handler(authorize_url: str) -> None:
-        res = consent(authorize_url)
+        res = approve(authorize_url)
         assert res.status_code in (302, 303), res.text
         captured.update({k: v[0] for k, v in parse_qs(urlparse(res.headers["location"]).query).items()})
 
     async def callback_handler() -> AuthorizationCodeResult:
         return AuthorizationCodeResult(code=captured["code"], state=captured.get("state"), iss=captured.get("iss"))
 
-    provider = OAuthClientProvider(
+    return OAuthClientProvider(
         server_url=url,
-        client_metadata=OAuthClientMetadata(client_name="SDK <b>test</b>", redirect_uris=[REDIRECT], scope="mcp"),
+        client_metadata=OAuthClientMetadata(client_name=client_name, redirect_uris=[REDIRECT], scope="mcp"),
         storage=storage,
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
+        **kw,
     )
+
+
+def sdk_client(berth, url: str, storage: Memory):
+    provider = sdk_provider(url, storage, consent, "SDK <b>test</b>")
     return streamable_http_client(url, http_client=httpx2.AsyncClient(auth=provider, follow_redirects=False))
 
 

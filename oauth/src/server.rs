@@ -23,11 +23,6 @@ use crate::pats::Pats;
 use crate::token::{self, AccessClaims, TokenError};
 use crate::users::Users;
 
-async fn stored_sign_outs(db: &AnyPool) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let rows = sqlx::query("SELECT user_id, before_ms FROM berth_oauth_sign_outs").fetch_all(db).await?;
-    rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("before_ms")?))).collect()
-}
-
 /// How long a browser stays signed in to berth.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
@@ -520,4 +515,11 @@ fn grant_error(e: GrantError) -> OAuthError {
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Every stored sign-out: user → the moment (ms) before which their
+/// sessions and tokens no longer count.
+async fn stored_sign_outs(db: &AnyPool) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows = sqlx::query("SELECT user_id, before_ms FROM berth_oauth_sign_outs").fetch_all(db).await?;
+    rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("before_ms")?))).collect()
 }

@@ -67,10 +67,17 @@ pub const ENV_WASM_CACHE: &str = "BERTH_WASM_CACHE";
 /// `$XDG_CACHE_HOME/berth/wasm`, else `~/.cache/berth/wasm`; none (memory
 /// only) when no such directory can be named.
 pub fn wasm_cache_dir() -> Option<PathBuf> {
-    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var(ENV_WASM_CACHE)
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("berth/wasm")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache/berth/wasm")))
+    cache_dir(ENV_WASM_CACHE, "wasm")
+}
+
+/// A cache directory of berth's: `$override_var`, else
+/// `$XDG_CACHE_HOME/berth/{sub}`, else `~/.cache/berth/{sub}`; `None` when
+/// no such directory can be named.
+pub fn cache_dir(override_var: &str, sub: &str) -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var(override_var)
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("berth").join(sub)))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/berth").join(sub)))
 }
 
 impl Sandboxes {

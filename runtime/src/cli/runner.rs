@@ -7,7 +7,6 @@
 //! runs what was installed in the sandbox with that directory mounted
 //! read-only.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -107,7 +106,7 @@ pub fn pypi_latest(name: &str) -> anyhow::Result<String> {
 /// registry's current version first, so the installed copy is that
 /// version's and a newer release is picked up by the next start.
 pub async fn install(runner: &Runner) -> anyhow::Result<Launch> {
-    let Some(root) = artifacts_dir() else {
+    let Some(root) = berth_runtime::sandboxes::cache_dir(ENV_ARTIFACTS, "artifacts") else {
         bail!("no directory for installed packages: set {ENV_ARTIFACTS} or HOME");
     };
     let mut package = runner.package.clone();
@@ -122,19 +121,12 @@ pub async fn install(runner: &Runner) -> anyhow::Result<Launch> {
     }
     let p = &package;
     let what = format!("{}{}", p.identifier, p.version.as_deref().map(|v| format!("@{v}")).unwrap_or_default());
-    eprintln!("berth: installing {what} ({}) into {} for the sandbox", p.registry_type, root.display());
+    eprintln!("berth: {what} ({}) for the sandbox, installed under {} on first use", p.registry_type, root.display());
     let artifact = Artifacts::new(root)
         .materialize(p)
         .await
         .map_err(|e| anyhow::anyhow!("installing {what} for the sandbox: {e} (or run it as is with --sandbox none)"))?;
     Ok(artifact.launch)
-}
-
-fn artifacts_dir() -> Option<PathBuf> {
-    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var(ENV_ARTIFACTS)
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("berth/artifacts")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache/berth/artifacts")))
 }
 
 #[cfg(test)]
